@@ -1,0 +1,1 @@
+"""llamaslots server: HTTP API, model manager, slot engine, CLI."""

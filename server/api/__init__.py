@@ -1,0 +1,1 @@
+"""HTTP routes (OpenAI and LocalAI shapes) and their error mapping."""

@@ -1,0 +1,1 @@
+"""The slot engine: one thread owns a llama context and decodes every active slot per step."""

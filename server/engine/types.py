@@ -1,0 +1,69 @@
+"""The engine's boundary: what goes in (a generation/embedding request) and what comes out (events)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+from compat.params import GenerationParams
+from server.errors import LlamaslotsError
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    # Text is tokenized by the engine thread (parse_special: template text may hold
+    # <|im_start|> and friends); a token list is taken as is.
+    prompt: Union[str, list[int]]
+    params: GenerationParams = field(default_factory=GenerationParams)
+    add_special: bool = True
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """Newly final text of one request: complete UTF-8, no part of a stop string."""
+
+    text: str
+
+
+FinishReason = Literal["stop", "length", "cancelled"]
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    # Prompt tokens reused from the slot's cache (not decoded again).
+    cached_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Finished:
+    reason: FinishReason
+    usage: Usage
+
+
+@dataclass(frozen=True)
+class Failed:
+    error: LlamaslotsError
+
+
+Event = Union[TextDelta, Finished, Failed]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the front-end needs to know about a loaded model."""
+
+    n_ctx: int  # total KV cells
+    n_ctx_seq: int  # the most one request may use
+    n_slots: int
+    n_vocab: int
+    n_ctx_train: int
+    kv_unified: bool
+    embeddings: bool
+    chat_template: str | None
+    bos_text: str
+    eos_text: str
