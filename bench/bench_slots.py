@@ -23,71 +23,49 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE_DIR = REPO_ROOT / ".cache" / "bench"
 MODEL_NAME = "bench"
 SERVER_NAMES = ("llamaslots", "peer")
+# Cores that other processes may use during a level before its number is flagged as disturbed.
+OTHER_LOAD_LIMIT = 0.15
+
+
+class BenchError(Exception):
+    """A benchmark run that cannot go on (a server that does not start, a missing model...)."""
 
 
 # --------------------------------------------------------------------------------------------
 # The model
 
 
-@dataclass(frozen=True)
-class ModelShape:
-    """The GGUF both servers load: small enough to generate in seconds, big enough that a decode
-    step costs what a real small model's does (llamacpp.md section 8 used this exact shape)."""
-
-    n_embd: int = 512
-    n_layer: int = 8
-    n_head: int = 8
-    n_ff: int = 1536
-    n_vocab: int = 8192
-    ftype: str = "Q8_0"
-    seed: int = 1234
-
-    @property
-    def file_name(self) -> str:
-        return (
-            f"bench-llama-e{self.n_embd}-l{self.n_layer}-h{self.n_head}-ff{self.n_ff}"
-            f"-v{self.n_vocab}-{self.ftype.lower()}-s{self.seed}.gguf"
-        )
-
-
-def ensure_model(cache_dir: Path, shape: ModelShape) -> Path:
-    """Return the cached GGUF for `shape`, writing it first if it is not there yet."""
-    path = cache_dir / "models" / shape.file_name
-    if path.is_file() and path.stat().st_size > 0:
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
+def bench_model_spec():
+    """The GGUF both servers load: llama arch, n_embd 512, 8 layers, 8 heads, n_ff 1536, vocab 8192,
+    Q8_0 (~38 MB): generated in seconds, yet a decode step costs what a small real model's does
+    (the shape llamacpp.md section 8 measured the peers with)."""
     sys.path.insert(0, str(REPO_ROOT))
     try:
-        from server import ggufgen  # written on the `fixtures` branch
+        from server import ggufgen
     except ImportError as exc:
         raise BenchError(f"cannot generate the bench model: server.ggufgen is not importable ({exc})") from exc
-    # Write under a temporary name so that an interrupted run never leaves a truncated file
-    # that the next run would take for a finished one.
-    tmp = path.with_suffix(".tmp")
-    _write_gguf(ggufgen, tmp, shape)
-    tmp.replace(path)
-    return path
+    return ggufgen, ggufgen.realistic_random_spec("llama", "Q8_0", seed=0)
 
 
-def _write_gguf(ggufgen, out: Path, shape: ModelShape) -> None:
-    ggufgen.write_random_model(
-        out,
-        n_embd=shape.n_embd,
-        n_layer=shape.n_layer,
-        n_head=shape.n_head,
-        n_ff=shape.n_ff,
-        n_vocab=shape.n_vocab,
-        ftype=shape.ftype,
-        seed=shape.seed,
-    )
+def describe_model(spec) -> str:
+    hp, v = spec.hparams, spec.vocab
+    return (f"random-weight GGUF, llama arch, n_embd {hp.n_embd}, {hp.n_layer} layers, {hp.n_head} heads, "
+            f"n_ff {hp.n_ff}, vocab {v.n_vocab} ({v.model} tokenizer), {spec.dtype}")
+
+
+def ensure_model(cache_dir: Path) -> tuple[Path, str]:
+    """Return the cached bench GGUF (written first if missing) and its description."""
+    ggufgen, spec = bench_model_spec()
+    # The digest changes whenever the generator would write different bytes, so a stale
+    # cached file is never reused.
+    path = cache_dir / "models" / f"bench-{ggufgen.spec_digest(spec)}.gguf"
+    if not path.is_file():
+        ggufgen.write_gguf(spec, path)  # atomic: an interrupted run leaves no partial file
+    return path, describe_model(spec)
 
 
 # --------------------------------------------------------------------------------------------
 # The servers
-
-
-class BenchError(Exception):
-    """A benchmark run that cannot go on (a server that does not start, a missing model...)."""
 
 
 @dataclass(frozen=True)
@@ -241,6 +219,50 @@ class ServerProcess:
 
 
 # --------------------------------------------------------------------------------------------
+# CPU accounting: on a shared 2-core machine another process's work shows up as a lower tok/s,
+# so each level records how much CPU went to the server, to us, and to everything else.
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    busy_s: float  # whole machine, all cores
+    server_s: float  # the server's process group (workers included)
+    self_s: float  # this process (the load generator)
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _group_cpu_s(pgid: int) -> float:
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        # After the ")" of the command: state, ppid, pgrp, ..., utime (11), stime (12).
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / _CLK_TCK
+
+
+def cpu_snapshot(server_pgid: Optional[int]) -> Optional[CpuSnapshot]:
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return None  # not Linux: no accounting
+    # user nice system idle iowait irq softirq steal ...: busy is all but idle and iowait.
+    busy = (sum(v[:8]) - v[3] - v[4]) / _CLK_TCK
+    t = os.times()
+    server = _group_cpu_s(server_pgid) if server_pgid else 0.0
+    return CpuSnapshot(busy, server, t.user + t.system)
+
+
+# --------------------------------------------------------------------------------------------
 # The load
 
 
@@ -249,8 +271,12 @@ class RequestResult:
     client: int
     index: int
     completion_tokens: int = 0
-    # "usage" when the server reported it, "chunks" when counted from streamed text chunks.
+    # "usage": the server's own count. Without usage: "length" when finish_reason is "length"
+    # (the server says it stopped at max_tokens, so it made exactly that many: our prompts are far
+    # from the context end), else "chunks" (streamed text chunks, a lower bound: a server may put
+    # several tokens in one chunk, e.g. to hold back an incomplete UTF-8 character).
     count_source: str = "chunks"
+    text_chunks: int = 0
     ttft_s: Optional[float] = None
     latency_s: Optional[float] = None
     finish_reason: Optional[str] = None
@@ -265,6 +291,20 @@ class LevelResult:
     requests: list[RequestResult]
     wall_s: float
     timed_out: bool = False
+    cpu_before: Optional[CpuSnapshot] = None
+    cpu_after: Optional[CpuSnapshot] = None
+    # tok/s of every attempt when the level ran more than once (--repeat); this one is the best.
+    attempts: list[float] = field(default_factory=list)
+
+    def cores(self) -> Optional[tuple[float, float, float]]:
+        """Average cores busy during the level: (server, load generator, everything else)."""
+        a, b = self.cpu_before, self.cpu_after
+        if a is None or b is None or self.wall_s <= 0:
+            return None
+        server = (b.server_s - a.server_s) / self.wall_s
+        own = (b.self_s - a.self_s) / self.wall_s
+        other = max(0.0, (b.busy_s - a.busy_s) / self.wall_s - server - own)
+        return server, own, other
 
     @property
     def completion_tokens(self) -> int:
@@ -284,6 +324,10 @@ class LevelResult:
         out: list[str] = []
         if self.timed_out:
             out.append(f"level timed out after {self.wall_s:.0f} s")
+        cores = self.cores()
+        if cores is not None and cores[2] > OTHER_LOAD_LIMIT:
+            out.append(f"other processes kept {cores[2]:.2f} cores busy (server {cores[0]:.2f}, "
+                       f"load generator {cores[1]:.2f}): tok/s is low")
         if len(self.requests) != expected_requests:
             out.append(f"{len(self.requests)}/{expected_requests} requests finished")
         errors = [r for r in self.requests if r.error]
@@ -301,8 +345,11 @@ class LevelResult:
         no_done = sum(1 for r in ok if not r.saw_done)
         if no_done:
             out.append(f"{no_done} streams without [DONE]")
-        if ok and all(r.count_source == "chunks" for r in ok):
-            out.append("tokens counted from chunks (no usage in stream)")
+        sources = {r.count_source for r in ok}
+        if "length" in sources:
+            out.append("no usage in stream: tokens taken as max_tokens where finish_reason is 'length'")
+        if "chunks" in sources:
+            out.append("no usage in stream: some tokens counted as text chunks (a lower bound)")
         return out
 
 
@@ -311,7 +358,7 @@ def make_prompt(client: int, index: int) -> str:
     words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
              "juliett", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo"]
     head = f"Client {client} request {index}."
-    body = " ".join(words[(client * 7 + index * 3 + k) % len(words)] for k in range(24))
+    body = " ".join(words[(client * 7 + index * 3 + k) % len(words)] for k in range(10))
     return f"{head} {body} Continue the story:"
 
 
@@ -360,8 +407,11 @@ async def stream_completion(
     except (httpx.HTTPError, json.JSONDecodeError) as exc:
         result.error = f"{type(exc).__name__}: {exc}"
     result.latency_s = time.perf_counter() - t0
+    result.text_chunks = chunks_with_text
     if usage_tokens is not None:
         result.completion_tokens, result.count_source = usage_tokens, "usage"
+    elif result.finish_reason == "length" and result.error is None:
+        result.completion_tokens, result.count_source = max_tokens, "length"
     else:
         result.completion_tokens, result.count_source = chunks_with_text, "chunks"
     return result
@@ -379,12 +429,13 @@ async def run_client(
 
 async def run_level(
     server: str, base_url: str, concurrency: int, requests_per_client: int, max_tokens: int,
-    timeout_s: float,
+    timeout_s: float, server_pgid: Optional[int] = None,
 ) -> LevelResult:
     results: list[RequestResult] = []
     limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
     timeout = httpx.Timeout(timeout_s, connect=10.0)
     async with httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False) as client:
+        cpu_before = cpu_snapshot(server_pgid)
         t0 = time.perf_counter()
         tasks = [
             asyncio.create_task(run_client(client, base_url, c, requests_per_client, max_tokens, results))
@@ -392,6 +443,7 @@ async def run_level(
         ]
         done, pending = await asyncio.wait(tasks, timeout=timeout_s)
         wall = time.perf_counter() - t0
+        cpu_after = cpu_snapshot(server_pgid)
         for t in pending:
             t.cancel()
         if pending:
@@ -399,7 +451,8 @@ async def run_level(
         for t in done:
             if t.exception() is not None:
                 raise t.exception()
-    return LevelResult(server, concurrency, results, wall, timed_out=bool(pending))
+    return LevelResult(server, concurrency, results, wall, timed_out=bool(pending),
+                       cpu_before=cpu_before, cpu_after=cpu_after)
 
 
 async def warm_up(base_url: str, max_tokens: int, timeout_s: float) -> RequestResult:
@@ -421,6 +474,10 @@ class BenchConfig:
     level_timeout_s: float
     servers: list[str]
     ready_timeout_s: float = 120.0
+    # Written with the server's pid once it is warmed up, just before the first level: lets a
+    # profiler (bench/profile_step.sh) attach to the server while it is under load.
+    pid_file: Optional[Path] = None
+    repeat: int = 1
 
 
 def _fmt_tps(level: Optional[LevelResult]) -> str:
@@ -487,14 +544,13 @@ def machine_description() -> str:
 
 
 def format_markdown(
-    results: dict[str, dict[int, LevelResult]], cfg: BenchConfig, shape: ModelShape, command: str,
+    results: dict[str, dict[int, LevelResult]], cfg: BenchConfig, model: str, command: str,
     server_commands: dict[str, str],
 ) -> str:
     lines = [
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine_description()}.",
         "",
-        f"Model: random-weight GGUF, llama arch, n_embd {shape.n_embd}, {shape.n_layer} layers, "
-        f"{shape.n_head} heads, n_ff {shape.n_ff}, vocab {shape.n_vocab}, {shape.ftype}. "
+        f"Model: {model}. "
         f"Load: streaming `/v1/completions`, `max_tokens` {cfg.max_tokens}, temperature 0, `ignore_eos`, "
         f"{cfg.requests_per_client} requests per client, distinct prompts; tok/s = completion tokens of "
         "the level / wall time of the level; TTFT = request sent to first text chunk.",
@@ -506,6 +562,19 @@ def format_markdown(
         lines.append(f"- {name}: `{cmd}`")
     lines += ["", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(results, cfg)]
+    lines += ["", "Per level (cores = average CPU cores busy during the level, from /proc):", "",
+              "| server | concurrency | requests | tokens | wall s | tok/s (all attempts) | server cores "
+              "| other cores | p50 TTFT s | max TTFT s |", "|" + "---|" * 10]
+    for server in SERVER_NAMES:
+        for c, lv in sorted(results.get(server, {}).items()):
+            cores = lv.cores()
+            ttfts = [r.ttft_s for r in lv.requests if r.ttft_s is not None]
+            attempts = ", ".join(f"{a:.1f}" for a in lv.attempts) or f"{lv.tokens_per_s:.1f}"
+            lines.append(
+                f"| {server} | {c} | {len(lv.requests)} | {lv.completion_tokens} | {lv.wall_s:.2f} | {attempts} "
+                f"| {f'{cores[0]:.2f}' if cores else '—'} | {f'{cores[2]:.2f}' if cores else '—'} "
+                f"| {_fmt_ttft(lv)} | {f'{max(ttfts):.3f}' if ttfts else '—'} |"
+            )
     problems = problem_lines(results, cfg)
     if problems:
         lines += ["", "Not a clean measurement:"] + [f"- {p}" for p in problems]
@@ -550,6 +619,10 @@ def build_arg_parser() -> argparse.ArgumentParser:
                    help="run the peer with its default interrupt_requests=true (cuts streams short)")
     p.add_argument("--ready-timeout", type=float, default=120.0, help="seconds a server may take to start")
     p.add_argument("--level-timeout", type=float, default=120.0, help="seconds one concurrency level may take")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run each level N times and keep the fastest (a busy machine only slows runs down)")
+    p.add_argument("--pid-file", type=Path,
+                   help="write the server's pid here once it is warmed up (for attaching a profiler)")
     return p
 
 
@@ -564,15 +637,27 @@ def bench_server(server: ServerProcess, cfg: BenchConfig, log=print) -> dict[int
         w = asyncio.run(warm_up(server.spec.base_url, min(cfg.max_tokens, 8), cfg.level_timeout_s))
         if w.error:
             raise BenchError(f"{name}: warm-up request failed: {w.error}\n--- log tail ---\n{server.log_tail()}")
+        if cfg.pid_file is not None and server.proc is not None:
+            cfg.pid_file.write_text(f"{server.proc.pid}\n")
         out: dict[int, LevelResult] = {}
+        pgid = server.proc.pid if server.proc is not None else None
         for c in cfg.concurrency:
-            level = asyncio.run(run_level(name, server.spec.base_url, c, cfg.requests_per_client,
-                                          cfg.max_tokens, cfg.level_timeout_s))
-            out[c] = level
-            log(f"[{name}] c={c:<3} {level.completion_tokens:5d} tokens in {level.wall_s:6.2f} s = "
-                f"{level.tokens_per_s:7.1f} tok/s, p50 TTFT {_fmt_ttft(level)} s")
-            if server.proc is not None and server.proc.poll() is not None:
-                raise BenchError(f"{name} died during c={c}\n--- log tail ---\n{server.log_tail()}")
+            runs = []
+            for _ in range(cfg.repeat):
+                level = asyncio.run(run_level(name, server.spec.base_url, c, cfg.requests_per_client,
+                                              cfg.max_tokens, cfg.level_timeout_s, pgid))
+                runs.append(level)
+                cores = level.cores()
+                load = f", cores server/bench/other {cores[0]:.2f}/{cores[1]:.2f}/{cores[2]:.2f}" if cores else ""
+                log(f"[{name}] c={c:<3} {level.completion_tokens:5d} tokens in {level.wall_s:6.2f} s = "
+                    f"{level.tokens_per_s:7.1f} tok/s, p50 TTFT {_fmt_ttft(level)} s{load}")
+                if server.proc is not None and server.proc.poll() is not None:
+                    raise BenchError(f"{name} died during c={c}\n--- log tail ---\n{server.log_tail()}")
+            # Interference from other processes only ever slows a run down, so the fastest
+            # attempt is the least disturbed estimate.
+            best = max(runs, key=lambda lv: lv.tokens_per_s)
+            best.attempts = [lv.tokens_per_s for lv in runs]
+            out[c] = best
         return out
     finally:
         server.stop()
@@ -586,6 +671,8 @@ def results_to_json(results: dict[str, dict[int, LevelResult]]) -> dict:
                 "timed_out": lvl.timed_out,
                 "tokens_per_s": lvl.tokens_per_s,
                 "p50_ttft_s": lvl.p50_ttft_s,
+                "cores_server_bench_other": lvl.cores(),
+                "attempts_tok_s": lvl.attempts,
                 "requests": [vars(r) for r in lvl.requests],
             }
             for c, lvl in levels.items()
@@ -596,13 +683,12 @@ def results_to_json(results: dict[str, dict[int, LevelResult]]) -> dict:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_arg_parser().parse_args(argv)
-    if args.requests_per_client < 1 or args.max_tokens < 1:
-        print("error: --requests-per-client and --max-tokens must be >= 1", file=sys.stderr)
+    if args.requests_per_client < 1 or args.max_tokens < 1 or args.repeat < 1:
+        print("error: --requests-per-client, --max-tokens and --repeat must be >= 1", file=sys.stderr)
         return 2
     servers = [args.only] if args.only else list(SERVER_NAMES)
     cfg = BenchConfig(args.concurrency, args.requests_per_client, args.max_tokens, args.level_timeout, servers,
-                      args.ready_timeout)
-    shape = ModelShape()
+                      args.ready_timeout, args.pid_file, args.repeat)
     cache_dir: Path = args.cache_dir.resolve()
     command = shlex.join([Path(sys.executable).name, *sys.argv]) if argv is None else shlex.join(argv)
     try:
@@ -610,10 +696,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             model = args.model.resolve()
             if not model.is_file():
                 raise BenchError(f"--model {model}: no such file")
+            model_desc = f"`{model.name}` (given with --model)"
         else:
             t0 = time.monotonic()
-            model = ensure_model(cache_dir, shape)
-            print(f"model: {model} ({model.stat().st_size / 1e6:.1f} MB, {time.monotonic() - t0:.1f} s)")
+            model, model_desc = ensure_model(cache_dir)
+            print(f"model: {model} ({model.stat().st_size / 1e6:.1f} MB, ready in {time.monotonic() - t0:.1f} s)")
         run_dir = cache_dir / "run"
         specs: dict[str, ServerSpec] = {}
         if "llamaslots" in servers:
@@ -632,7 +719,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(format_text_table(results, cfg))
     if args.markdown:
         cmds = {n: shlex.join(s.argv) for n, s in specs.items()}
-        args.markdown.write_text(format_markdown(results, cfg, shape, command, cmds), encoding="utf-8")
+        args.markdown.write_text(format_markdown(results, cfg, model_desc, command, cmds), encoding="utf-8")
         print(f"\nmarkdown written to {args.markdown}")
     if args.json:
         args.json.write_text(json.dumps(results_to_json(results), indent=1), encoding="utf-8")

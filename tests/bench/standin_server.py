@@ -8,7 +8,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-def make_handler(token_delay_s: float, short_by: int, usage: bool):
+def make_handler(token_delay_s: float, short_by: int, usage: bool, chunk_tokens: int):
     class Handler(BaseHTTPRequestHandler):
         # HTTP/1.0: the stream ends when the connection closes, so no chunked encoding is needed.
         protocol_version = "HTTP/1.0"
@@ -39,10 +39,12 @@ def make_handler(token_delay_s: float, short_by: int, usage: bool):
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
-            for i in range(n):
-                time.sleep(token_delay_s)
-                last = i == n - 1
-                event = {"choices": [{"index": 0, "text": f" t{i}",
+            for start in range(0, n, chunk_tokens):
+                k = min(chunk_tokens, n - start)
+                time.sleep(token_delay_s * k)
+                last = start + k == n
+                text = "".join(f" t{i}" for i in range(start, start + k))
+                event = {"choices": [{"index": 0, "text": text,
                                       "finish_reason": ("length" if short_by == 0 else "stop") if last else None}]}
                 self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
                 self.wfile.flush()
@@ -60,12 +62,13 @@ def main() -> None:
     p.add_argument("--token-delay", type=float, default=0.002)
     p.add_argument("--short-by", type=int, default=0, help="answer this many tokens fewer than asked")
     p.add_argument("--no-usage", action="store_true")
+    p.add_argument("--chunk-tokens", type=int, default=1, help="tokens per streamed chunk")
     p.add_argument("--fail", action="store_true", help="exit at once with a message on stderr")
     a = p.parse_args()
     if a.fail:
         print("stand-in: refusing to start (asked to fail)", file=sys.stderr)
         sys.exit(3)
-    server = ThreadingHTTPServer(("127.0.0.1", a.port), make_handler(a.token_delay, a.short_by, not a.no_usage))
+    server = ThreadingHTTPServer(("127.0.0.1", a.port), make_handler(a.token_delay, a.short_by, not a.no_usage, a.chunk_tokens))
     server.daemon_threads = True
     server.serve_forever()
 

@@ -11,6 +11,7 @@ import yaml
 from bench.bench_slots import (
     BenchConfig,
     BenchError,
+    CpuSnapshot,
     LevelResult,
     RequestResult,
     ServerProcess,
@@ -20,7 +21,8 @@ from bench.bench_slots import (
     format_text_table,
     free_port,
     llamaslots_spec,
-    ModelShape,
+    bench_model_spec,
+    describe_model,
     parse_concurrency,
     peer_spec,
     run_level,
@@ -36,12 +38,17 @@ def standin(tmp_path: Path, *extra: str) -> ServerProcess:
     return ServerProcess(spec, tmp_path / "logs")
 
 
+def own_problems(level: LevelResult, max_tokens: int, n: int) -> list[str]:
+    # Other processes' CPU use depends on what else runs on the test machine.
+    return [p for p in level.problems(max_tokens, n) if not p.startswith("other processes")]
+
+
 def test_level_counts_tokens_and_ttft_from_usage(tmp_path):
     server = standin(tmp_path)
     server.start()
     try:
         server.wait_ready(20)
-        level = asyncio.run(run_level("standin", server.spec.base_url, 4, 2, 8, 30))
+        level = asyncio.run(run_level("standin", server.spec.base_url, 4, 2, 8, 30, server.proc.pid))
     finally:
         server.stop()
     assert len(level.requests) == 8
@@ -52,7 +59,9 @@ def test_level_counts_tokens_and_ttft_from_usage(tmp_path):
     assert level.tokens_per_s == pytest.approx(64 / level.wall_s)
     # 8 tokens at 2 ms each: the first token comes well before the whole answer.
     assert 0 < level.p50_ttft_s < min(r.latency_s for r in level.requests)
-    assert level.problems(8, 8) == []
+    assert own_problems(level, 8, 8) == []
+    server_cores, _, _ = level.cores()
+    assert server_cores > 0  # the stand-in's process group was found and measured
     assert server.proc.poll() is not None
 
 
@@ -69,7 +78,21 @@ def test_short_answers_without_usage_are_reported(tmp_path):
     problems = "\n".join(level.problems(8, 2))
     assert "2 answers had != 8 tokens ([5])" in problems
     assert "finish_reason not 'length' (stop)" in problems
-    assert "counted from chunks" in problems
+    assert "counted as text chunks" in problems
+
+
+def test_without_usage_a_length_finish_counts_as_max_tokens(tmp_path):
+    server = standin(tmp_path, "--no-usage", "--chunk-tokens", "3")
+    server.start()
+    try:
+        server.wait_ready(20)
+        level = asyncio.run(run_level("standin", server.spec.base_url, 1, 1, 8, 30))
+    finally:
+        server.stop()
+    [r] = level.requests
+    # 8 tokens arrive in 3 chunks (3+3+2): the chunk count is a lower bound, "length" is exact.
+    assert (r.text_chunks, r.completion_tokens, r.count_source) == (3, 8, "length")
+    assert own_problems(level, 8, 1) == ["no usage in stream: tokens taken as max_tokens where finish_reason is 'length'"]
 
 
 def test_a_server_that_exits_is_reported_with_its_output(tmp_path):
@@ -122,6 +145,17 @@ def _level(server: str, c: int, tokens: int, wall: float, ttft: float) -> LevelR
     return LevelResult(server, c, reqs, wall)
 
 
+def test_cpu_of_other_processes_is_flagged():
+    level = _level("peer", 1, 64, 2.0, 0.1)
+    level.cpu_before = CpuSnapshot(busy_s=100.0, server_s=10.0, self_s=1.0)
+    level.cpu_after = CpuSnapshot(busy_s=104.0, server_s=12.0, self_s=1.4)
+    server, own, other = level.cores()
+    assert (server, own, other) == pytest.approx((1.0, 0.2, 0.8))
+    assert any("other processes kept 0.80 cores busy" in p for p in level.problems(64, 1))
+    level.cpu_after = CpuSnapshot(busy_s=102.5, server_s=12.0, self_s=1.4)
+    assert level.problems(64, 1) == []
+
+
 def test_tables_show_ratio_and_problems():
     cfg = BenchConfig([1, 8], 1, 64, 60, ["llamaslots", "peer"])
     results = {
@@ -133,9 +167,15 @@ def test_tables_show_ratio_and_problems():
     assert "200.0" in text and "160.0" in text and "1.25x" in text
     assert "320.0" in text and "2.00x" in text
     assert "peer c=8: 1 finish_reason not 'length' (None)" in text
-    md = format_markdown(results, cfg, ModelShape(), "python bench/bench_slots.py", {"peer": "python -m llama_cpp.server"})
+    md = format_markdown(results, cfg, "MODEL", "python bench/bench_slots.py", {"peer": "python -m llama_cpp.server"})
     assert "| 8 | 320.0 | 160.0 | 2.00x | 0.200 | 1.500 |" in md
-    assert "n_embd 512, 8 layers" in md
+    assert "Model: MODEL." in md and "`python bench/bench_slots.py`" in md
+
+
+def test_bench_model_is_the_shape_the_peers_were_measured_with():
+    _, spec = bench_model_spec()
+    assert describe_model(spec) == ("random-weight GGUF, llama arch, n_embd 512, 8 layers, 8 heads, "
+                                    "n_ff 1536, vocab 8192 (llama tokenizer), Q8_0")
 
 
 def test_table_with_one_server_has_no_ratio():
