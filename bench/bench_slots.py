@@ -681,8 +681,14 @@ def results_to_json(results: dict[str, dict[int, LevelResult]]) -> dict:
     }
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    # SystemExit unwinds through bench_server's `finally`, which stops the server under test.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_arg_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if args.requests_per_client < 1 or args.max_tokens < 1 or args.repeat < 1:
         print("error: --requests-per-client, --max-tokens and --repeat must be >= 1", file=sys.stderr)
         return 2
