@@ -309,3 +309,32 @@ def test_resolved_applies_localai_defaults():
     assert (p.temperature, p.top_p, p.top_k, p.min_p, p.typical_p, p.seed, p.batch) == (0.9, 0.95, 40, 0.0, 1.0, -1, 512)
     own = ModelConfig(threads=2, f16=False, context_size=4095).resolved(threads=8, f16=True, context_size=1024)
     assert (own.threads, own.f16, own.context_size) == (2, False, 4095)
+
+
+def test_missing_config_file_and_non_config_yaml(tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_configs(tmp_path / "nope.yaml", models)
+    cs = load(tmp_path, "just some text\n")
+    assert "expected a list of model configs" in cs.problems[0].message
+    cs = load(tmp_path, "- name: a\n- plain\n")
+    assert any(p.line == 2 and "not a model config mapping" in p.message for p in cs.problems)
+    cs = load(tmp_path, "")
+    assert cs.models == {} and cs.problems[0].level == "warning"
+
+
+def test_config_error_text_has_errors_then_warnings(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, "- name: m\n  mlock: true\n  backend: a.b\n", strict=True)
+    text = str(info.value)
+    assert text.index("error: model `m`: backend name") < text.index("warning: model `m`: unknown key `mlock`")
+
+
+def test_config_file_inside_models_dir_is_read_once(tmp_path):
+    models = tmp_path / "models"
+    cfg = write(models / "all.yaml", "- name: a\n- name: b\n")
+    cs = load_configs(cfg, models)
+    assert sorted(cs.models) == ["a", "b"]
+    assert cs.files == [cfg]
+    assert not [p for p in cs.problems if "replaces" in p.message or "defined again" in p.message]
