@@ -371,7 +371,9 @@ class Engine:
             self._finish(s, "stop")
             return
         mt = job.params.max_tokens
-        if (mt is not None and s.n_generated >= mt) or len(s.cache) + 1 > self.rt.n_ctx_seq:
+        # prompt + completion never exceeds the per-request context (the last sampled
+        # token would be fed at position len(cache), which must stay inside it).
+        if (mt is not None and s.n_generated >= mt) or len(s.cache) + 1 >= self.rt.n_ctx_seq:
             self._finish(s, "length")
             return
         s.pending_token = tok
