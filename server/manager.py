@@ -12,6 +12,7 @@ from server.engine.engine import Engine
 from server.engine.runtime import RuntimeOptions, physical_cores
 from server.engine.types import Event, Failed, Finished, GenerateRequest, ModelInfo
 from server.errors import InvalidRequest, ModelLoadFailed, ModelNotFound
+from server.worker import WorkerEngine
 
 log = logging.getLogger("llamaslots.manager")
 
@@ -27,32 +28,31 @@ class ManagerPolicy:
     context_size: int | None = None
     # LLAMACPP_PARALLEL, used when the model's options do not say.
     parallel: int | None = None
-
-
-def _truthy(v: str | None) -> bool | None:
-    if v is None:
-        return None
-    return v.strip().lower() in ("1", "true", "yes", "on", "enabled")
+    # "process": each model in its own worker process (crash isolation, real unloads);
+    # "thread": in this process (for tools and tests of the engine itself).
+    isolation: str = "process"
 
 
 def runtime_options(cfg, models_path: Path, policy: ManagerPolicy) -> RuntimeOptions:
-    """LocalAI's config fields -> llama.cpp load settings (LocalAI's core/backend/options.go)."""
-    slots = cfg.option("parallel")
-    n_slots = int(slots) if slots else (policy.parallel or DEFAULT_SLOTS)
+    """LocalAI's config fields -> llama.cpp load settings (LocalAI's core/backend/options.go).
+
+    Slots: `options: [parallel:N]`, else LLAMACPP_PARALLEL, else llama-server's 4. The
+    KV cache is unified unless `options: [kv_unified:false]` asks for LocalAI's split.
+    """
+    n_slots = cfg.option_int("parallel") or policy.parallel or DEFAULT_SLOTS
     if n_slots < 1:
         raise InvalidRequest(f"model {cfg.name}: parallel must be >= 1")
-    unified = _truthy(cfg.option("kv_unified"))
     batch = cfg.parameters.batch or 512
-    ubatch = cfg.option("n_ubatch")
+    ubatch = cfg.option_int("n_ubatch")
     split = cfg.tensor_split or ""
     tensor_split = tuple(float(x) for x in split.replace("/", ",").split(",") if x.strip())
     return RuntimeOptions(
         model_path=cfg.model_file(models_path),
         n_ctx=cfg.context_size if cfg.context_size and cfg.context_size > 0 else policy.context_size,
         n_slots=n_slots,
-        kv_unified=True if unified is None else unified,
+        kv_unified=cfg.option_bool("kv_unified", True),
         n_batch=batch,
-        n_ubatch=int(ubatch) if ubatch else batch,
+        n_ubatch=ubatch or batch,
         n_threads=cfg.threads or policy.threads or physical_cores(),
         n_gpu_layers=cfg.gpu_layers if cfg.gpu_layers is not None else 99999999,
         use_mmap=cfg.mmap,
@@ -173,11 +173,17 @@ class ModelManager:
     async def _get(self, cfg) -> ModelHandle:
         name = cfg.name
         handle = self._handles.get(name)
-        if handle is not None and not handle.draining:
+        if handle is not None and not handle.draining and handle.engine.alive:
             self._touch(name)
             return handle
         async with self._swap:
             handle = self._handles.get(name)
+            if handle is not None and not handle.engine.alive:
+                # Its process died (the requests it had were failed with the reason);
+                # load it afresh for this one.
+                log.warning("model %s is not running any more; reloading it", name)
+                await self._unload(name)
+                handle = None
             if handle is not None:
                 self._touch(name)
                 return handle
@@ -191,7 +197,8 @@ class ModelManager:
             except (ValueError, OSError) as exc:
                 raise ModelLoadFailed(name, str(exc)) from exc
             log.info("loading model %s from %s (%d slots, kv_unified=%s)", name, opts.model_path, opts.n_slots, opts.kv_unified)
-            engine = await asyncio.to_thread(Engine, opts, name=name)
+            factory = WorkerEngine if self.policy.isolation == "process" else Engine
+            engine = await asyncio.to_thread(factory, opts, name=name)
             handle = ModelHandle(name, cfg, engine)
             self._handles[name] = handle
             self._touch(name)

@@ -79,8 +79,16 @@ class Engine:
     # -- API for other threads ---------------------------------------------------------
     def submit(self, req: GenerateRequest, sink: Callable[[Event], None]) -> int:
         rid = next(self._ids)
-        self._commands.put(("submit", rid, req, sink))
+        self.submit_with_id(rid, req, sink)
         return rid
+
+    def submit_with_id(self, rid: int, req: GenerateRequest, sink: Callable[[Event], None]) -> None:
+        """Submit under an id chosen by the caller (a worker's front-end numbers requests)."""
+        self._commands.put(("submit", rid, req, sink))
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def cancel(self, rid: int) -> None:
         self._commands.put(("cancel", rid))
