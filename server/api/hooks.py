@@ -1,0 +1,45 @@
+"""The LocalAI-compat functions the routes call (prompt, merge, postprocess), as one replaceable set."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+
+class StreamPostprocessor(Protocol):
+    def feed(self, delta: str) -> str: ...
+
+    def finish(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class CompatFunctions:
+    """What the HTTP layer needs from `compat`; tests may pass their own to isolate the routes.
+
+    Signatures are those of compat.prompt / compat.requests / compat.postprocess.
+    """
+
+    build_chat_prompt: Callable[..., Any]  # (config, models_path, request, *, tokenizer_template)
+    build_completion_prompt: Callable[..., Any]  # (config, models_path, prompt, request)
+    tokenizer_template: Callable[[str, str, str], Any]  # TokenizerTemplate(template, bos, eos)
+    merge_generation_params: Callable[..., Any]  # (config, request, *, endpoint)
+    unknown_request_fields: Callable[[dict, str], list[tuple[str, str | None]]]
+    finetune: Callable[[Any, str], str]
+    stream_finetuner: Callable[[Any], StreamPostprocessor]
+
+    @classmethod
+    def from_compat(cls) -> "CompatFunctions":
+        # Imported here, not at module load: the app module stays importable (and testable
+        # with fakes) on its own.
+        from compat.postprocess import StreamFinetuner, finetune
+        from compat.prompt import TokenizerTemplate, build_chat_prompt, build_completion_prompt
+        from compat.requests import merge_generation_params, unknown_request_fields
+
+        return cls(
+            build_chat_prompt=build_chat_prompt,
+            build_completion_prompt=build_completion_prompt,
+            tokenizer_template=TokenizerTemplate,
+            merge_generation_params=merge_generation_params,
+            unknown_request_fields=unknown_request_fields,
+            finetune=finetune,
+            stream_finetuner=StreamFinetuner,
+        )
