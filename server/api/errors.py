@@ -43,27 +43,34 @@ def _field_path(loc: tuple[Any, ...]) -> str:
 
 
 def validation_message(errors: list[dict[str, Any]]) -> str:
-    """One line per problem, each naming the field: `temperature: Input should be a valid number`."""
-    lines = []
+    """One clause per field, naming it: `temperature: Input should be a valid number (got "hot")`."""
+    by_field: dict[str, list[str]] = {}
+    shown_input: dict[str, str] = {}
     for err in errors:
         loc = tuple(err.get("loc", ()))
-        # FastAPI prefixes "body"; pydantic unions add the member type name to the path, which
-        # says nothing to a client ("stop.str"), so the field path ends at the last real key.
+        # FastAPI prefixes "body"; pydantic unions add the member type to the path ("stop.str"),
+        # which means nothing to a client, so the path ends at the last real key.
         if loc and loc[0] == "body":
             loc = loc[1:]
         loc = tuple(x for x in loc if not (isinstance(x, str) and ("[" in x or x in _TYPE_TAGS)))
-        msg = err.get("msg", "invalid value")
+        field = _field_path(loc)
         if err.get("type") == "missing":
-            lines.append(f"{_field_path(loc)}: field required")
-            continue
-        got = err.get("input")
-        shown = ""
-        if got is not None and not isinstance(got, (dict, list)):
-            shown = f" (got {json.dumps(got, ensure_ascii=False)[:80]})"
-        lines.append(f"{_field_path(loc)}: {msg}{shown}")
-    # Several union members report the same field; say it once.
-    unique = list(dict.fromkeys(lines))
-    return "invalid request: " + "; ".join(unique)
+            msg = "field required"
+        else:
+            msg = str(err.get("msg", "invalid value"))
+            got = err.get("input")
+            if got is not None and not isinstance(got, (dict, list)):
+                shown_input[field] = f" (got {json.dumps(got, ensure_ascii=False)[:80]})"
+        messages = by_field.setdefault(field, [])
+        if msg not in messages:
+            messages.append(msg)
+    clauses = []
+    for field, messages in by_field.items():
+        # A union reports each member: "Input should be a valid string or a valid list".
+        tail = [m.removeprefix("Input should be ") if m.startswith("Input should be ") else m
+                for m in messages[1:]]
+        clauses.append(f"{field}: {' or '.join([messages[0], *tail])}{shown_input.get(field, '')}")
+    return "invalid request: " + "; ".join(clauses)
 
 
 _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "list[str]"}
