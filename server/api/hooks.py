@@ -25,6 +25,10 @@ class CompatFunctions:
     unknown_request_fields: Callable[[dict, str], list[tuple[str, str | None]]]
     finetune: Callable[[Any, str], str]
     stream_finetuner: Callable[[Any], StreamPostprocessor]
+    # Fields LocalAI accepts but never applies per request (mirostat, repeat_last_n, ...).
+    ignored_request_fields: Callable[[dict], list[str]] = lambda body: []
+    # Exceptions compat raises for a bad request value; the routes answer them with 400.
+    request_errors: tuple[type[Exception], ...] = ()
 
     @classmethod
     def from_compat(cls) -> "CompatFunctions":
@@ -32,7 +36,12 @@ class CompatFunctions:
         # with fakes) on its own.
         from compat.postprocess import StreamFinetuner, finetune
         from compat.prompt import TokenizerTemplate, build_chat_prompt, build_completion_prompt
-        from compat.requests import merge_generation_params, unknown_request_fields
+        from compat.requests import (
+            RequestFieldError,
+            ignored_request_fields,
+            merge_generation_params,
+            unknown_request_fields,
+        )
 
         return cls(
             build_chat_prompt=build_chat_prompt,
@@ -42,4 +51,6 @@ class CompatFunctions:
             unknown_request_fields=unknown_request_fields,
             finetune=finetune,
             stream_finetuner=StreamFinetuner,
+            ignored_request_fields=ignored_request_fields,
+            request_errors=(RequestFieldError,),
         )

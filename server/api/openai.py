@@ -113,6 +113,11 @@ def warn_unknown_fields(hooks: CompatFunctions, body: dict[str, Any], endpoint: 
         logger.warning(
             'unknown request field "%s" on /v1/%s ignored%s', field, _ENDPOINT_PATHS[endpoint], hint
         )
+    for field in hooks.ignored_request_fields(body):
+        logger.warning(
+            'request field "%s" is not applied per request (as in LocalAI); set it in the model config',
+            field,
+        )
 
 
 _ENDPOINT_PATHS = {"chat": "chat/completions", "completion": "completions", "embeddings": "embeddings"}
@@ -165,7 +170,10 @@ async def _prepare(
     state = request.app.state
     manager, hooks = state.manager, state.hooks
     config = manager.config_for(model)
-    params = hooks.merge_generation_params(config, body, endpoint=endpoint)
+    try:
+        params = hooks.merge_generation_params(config, body, endpoint=endpoint)
+    except hooks.request_errors as exc:
+        raise InvalidRequest(str(exc)) from None
     stack = AsyncExitStack()
     try:
         handle = await stack.enter_async_context(manager.acquire(config.name))

@@ -50,8 +50,9 @@ class _GenerationRequest(_Request):
     # JSON object keys are strings; token ids arrive as "123".
     logit_bias: Optional[dict[str, float]] = None
     ignore_eos: Optional[bool] = None
-    max_tokens: Optional[int] = Field(default=None, ge=0)
-    max_completion_tokens: Optional[int] = Field(default=None, ge=0)
+    # 0 or negative (llama.cpp's -1) mean "no limit", as in LocalAI.
+    max_tokens: Optional[int] = None
+    max_completion_tokens: Optional[int] = None
     grammar: Optional[str] = None
     response_format: Optional[dict[str, Any]] = None
     mirostat: Optional[int] = None

@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from server.app import create_app
-from tests.api.fake_compat import FAKE_COMPAT
-from tests.api.fakes import FakeConfig, FakeHandle, FakeManager
+from tests.api.fake_compat import COMPAT
+from tests.api.fakes import model_config, FakeHandle, FakeManager
 
 
 @pytest.fixture
@@ -19,17 +19,17 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def handle() -> FakeHandle:
-    return FakeHandle(FakeConfig("vicuna-13b"))
+    return FakeHandle(model_config("vicuna-13b"))
 
 
 @pytest.fixture
 def manager(handle: FakeHandle) -> FakeManager:
-    return FakeManager([handle, FakeHandle(FakeConfig("karakuri-70b"))])
+    return FakeManager([handle, FakeHandle(model_config("karakuri-70b"))])
 
 
 @pytest.fixture
 def app(manager: FakeManager):
-    return create_app(manager, settings=None, compat=FAKE_COMPAT)
+    return create_app(manager, settings=None, compat=COMPAT)
 
 
 @pytest.fixture

@@ -2,32 +2,21 @@
 from __future__ import annotations
 
 import asyncio
-import difflib
-import re
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Union
 
-from compat.params import GenerationParams, SamplingParams
+from compat.config_schema import ModelConfig, TemplateConfig
 from server.engine.types import Event, Failed, Finished, GenerateRequest, ModelInfo, TextDelta, Usage
 from server.errors import ModelLoadFailed, ModelNotFound
 
 
-@dataclass
-class FakeTemplate:
-    reply_prefix: str = ""
-
-
-@dataclass
-class FakeConfig:
-    name: str
-    embeddings: bool = False
-    template: FakeTemplate = field(default_factory=FakeTemplate)
-    cutstrings: list[str] = field(default_factory=list)
-    extract_regex: list[str] = field(default_factory=list)
-    trimspace: list[str] = field(default_factory=list)
-    trimsuffix: list[str] = field(default_factory=list)
+def model_config(name: str, *, embeddings: bool = False, reply_prefix: str = "", **fields: Any) -> ModelConfig:
+    """A real compat ModelConfig as the config loader would give it."""
+    return ModelConfig(
+        name=name, embeddings=embeddings, template=TemplateConfig(reply_prefix=reply_prefix), **fields
+    )
 
 
 class Hang:
@@ -63,7 +52,7 @@ def script_text(*pieces: str, reason: str = "stop", prompt_tokens: int = 7, cach
 
 
 class FakeHandle:
-    def __init__(self, config: FakeConfig, script: list[Step] | None = None, chat_template: str | None = None):
+    def __init__(self, config: ModelConfig, script: list[Step] | None = None, chat_template: str | None = None):
         self.name = config.name
         self.config = config
         self.info = info(chat_template)
@@ -116,7 +105,7 @@ class FakeManager:
     def list_models(self) -> list[str]:
         return list(self.handles)
 
-    def config_for(self, name: str | None) -> FakeConfig:
+    def config_for(self, name: str | None) -> ModelConfig:
         if name is None:
             return next(iter(self.handles.values())).config
         if name not in self.handles:

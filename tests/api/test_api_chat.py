@@ -5,10 +5,11 @@ import logging
 
 import pytest
 
+from compat.config_schema import PredictionOptions
 from server.engine.types import Failed, Finished, TextDelta, Usage
 from server.errors import EngineFailed, PromptTooLong
 from tests.api.conftest import sse_events
-from tests.api.fakes import FakeConfig, FakeHandle, FakeManager, FakeTemplate, script_text
+from tests.api.fakes import model_config, FakeHandle, FakeManager, script_text
 
 pytestmark = pytest.mark.anyio
 
@@ -61,7 +62,7 @@ async def test_both_prefixes(client, path):
 
 
 async def test_tokenizer_template_from_model_info(client, manager):
-    handle = FakeHandle(FakeConfig("gguf-model"), chat_template="{{ messages }}")
+    handle = FakeHandle(model_config("gguf-model"), chat_template="{{ messages }}")
     manager.handles["gguf-model"] = handle
     r = await client.post("/v1/chat/completions", json={"model": "gguf-model", "messages": MESSAGES})
     assert r.status_code == 200
@@ -125,7 +126,7 @@ async def test_stream_include_usage(client, handle):
 
 
 def _postprocessing_manager() -> tuple[FakeManager, FakeHandle]:
-    config = FakeConfig("pp", cutstrings=[r"\[INST\].*?\[/INST\]"], trimsuffix=["</s>"])
+    config = model_config("pp", cutstrings=[r"\[INST\].*?\[/INST\]"], trimsuffix=["</s>"])
     handle = FakeHandle(config, script_text("Tokyo", "[INST]x", "[/INST] is", " nice", "</s>"))
     return FakeManager([handle]), handle
 
@@ -148,7 +149,7 @@ async def test_postprocessing_stream(client, manager):
 
 
 async def test_reply_prefix_non_stream_and_stream(client, manager):
-    config = FakeConfig("thinker", template=FakeTemplate(reply_prefix="<think>"))
+    config = model_config("thinker", reply_prefix="<think>")
     manager.handles["thinker"] = FakeHandle(config, script_text("hmm</think>", "42"))
     r = await client.post("/v1/chat/completions", json={"model": "thinker", "messages": MESSAGES})
     assert r.json()["choices"][0]["message"]["content"] == "<think>hmm</think>42"
@@ -192,3 +193,31 @@ async def test_generation_without_finish_is_an_error(client, handle):
     r = await client.post("/v1/chat/completions", json={"messages": MESSAGES})
     assert r.status_code == 500
     assert "without a result" in r.json()["error"]["message"]
+
+
+async def test_request_merged_over_config(client, manager):
+    config = model_config("cfg", stopwords=["### Human:"], parameters=PredictionOptions(temperature=0.2))
+    handle = FakeHandle(config)
+    manager.handles["cfg"] = handle
+    body = {"model": "cfg", "messages": MESSAGES, "stop": "\n\n", "top_k": 5, "max_tokens": -1}
+    r = await client.post("/v1/chat/completions", json=body)
+    assert r.status_code == 200, r.text
+    params = handle.requests[0].params
+    assert params.stop == ("### Human:", "\n\n")  # request stops are appended to the config's
+    assert params.sampling.temperature == 0.2 and params.sampling.top_k == 5
+    assert params.max_tokens is None  # -1: no limit
+    await client.post("/v1/chat/completions", json={**body, "temperature": 0})
+    assert handle.requests[1].params.sampling.temperature == 0.0
+
+
+async def test_bad_value_found_by_merge_is_400(client):
+    r = await client.post("/v1/chat/completions", json={"messages": MESSAGES, "logit_bias": {"abc": 1}})
+    assert r.status_code == 400
+    assert "logit_bias key 'abc' is not a token id" in r.json()["error"]["message"]
+
+
+async def test_fields_localai_does_not_apply_are_logged(client, caplog):
+    caplog.set_level(logging.WARNING, logger="llamaslots.api")
+    r = await client.post("/v1/chat/completions", json={"messages": MESSAGES, "mirostat": 2})
+    assert r.status_code == 200
+    assert any('"mirostat" is not applied per request' in rec.getMessage() for rec in caplog.records)

@@ -9,7 +9,7 @@ import pytest
 
 from server.engine.types import TextDelta
 from tests.api.conftest import sse_events
-from tests.api.fakes import Call, FakeConfig, FakeHandle, Hang, Sleep, script_text
+from tests.api.fakes import model_config, Call, FakeHandle, Hang, Sleep, script_text
 
 pytestmark = pytest.mark.anyio
 
@@ -87,9 +87,9 @@ async def test_non_stream_answer_is_not_cancelled_by_its_own_completion(app, han
 
 async def test_concurrent_streams_are_not_cut(app, manager):
     # Two models, two streams whose tokens interleave in time: each gets all of its tokens.
-    slow_a = FakeHandle(FakeConfig("a"), [*sum(([Sleep(0.005), TextDelta(f"a{i}")] for i in range(20)), []),
+    slow_a = FakeHandle(model_config("a"), [*sum(([Sleep(0.005), TextDelta(f"a{i}")] for i in range(20)), []),
                                           *script_text()[-1:]])
-    slow_b = FakeHandle(FakeConfig("b"), [*sum(([Sleep(0.004), TextDelta(f"b{i}")] for i in range(20)), []),
+    slow_b = FakeHandle(model_config("b"), [*sum(([Sleep(0.004), TextDelta(f"b{i}")] for i in range(20)), []),
                                           *script_text()[-1:]])
     manager.handles.update({"a": slow_a, "b": slow_b})
     transport = httpx.ASGITransport(app=app)

@@ -14,8 +14,8 @@ import uvicorn
 from server.app import create_app
 from server.engine.types import Failed, TextDelta
 from server.errors import EngineFailed
-from tests.api.fake_compat import FAKE_COMPAT
-from tests.api.fakes import FakeConfig, FakeHandle, FakeManager, Hang, script_text
+from tests.api.fake_compat import COMPAT
+from tests.api.fakes import model_config, FakeHandle, FakeManager, Hang, script_text
 
 MESSAGES = [
     {"role": "system", "content": "You are an excellent tourist guide."},
@@ -25,11 +25,11 @@ MESSAGES = [
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[str, FakeManager]]:
-    chat = FakeHandle(FakeConfig("vicuna-13b"))
-    embedder = FakeHandle(FakeConfig("embedder", embeddings=True))
+    chat = FakeHandle(model_config("vicuna-13b"))
+    embedder = FakeHandle(model_config("embedder", embeddings=True))
     embedder.vectors = {"hello": [0.5, -0.25, 2.0]}
     manager = FakeManager([chat, embedder])
-    app = create_app(manager, None, compat=FAKE_COMPAT)
+    app = create_app(manager, None, compat=COMPAT)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from tests.api.conftest import sse_events
-from tests.api.fake_compat import FAKE_COMPAT
-from tests.api.fakes import FakeConfig, FakeHandle, FakeManager, script_text
+from tests.api.fake_compat import COMPAT
+from tests.api.fakes import model_config, FakeHandle, FakeManager, script_text
 
 pytestmark = pytest.mark.anyio
 
@@ -53,7 +53,7 @@ async def test_completion_prompt_list_of_several_refused(client):
 
 
 async def test_embeddings(client, manager):
-    handle = FakeHandle(FakeConfig("embedder", embeddings=True))
+    handle = FakeHandle(model_config("embedder", embeddings=True))
     handle.vectors = {"a": [0.25, -1.0], "bb": [1.5, 2.0]}
     manager.handles["embedder"] = handle
     r = await client.post("/v1/embeddings", json={"model": "embedder", "input": ["a", "bb"]})
@@ -84,7 +84,7 @@ async def test_embeddings_disabled_is_400(client):
 
 
 async def test_embeddings_bad_input(client, manager):
-    manager.handles["embedder"] = FakeHandle(FakeConfig("embedder", embeddings=True))
+    manager.handles["embedder"] = FakeHandle(model_config("embedder", embeddings=True))
     r = await client.post("/v1/embeddings", json={"model": "embedder", "input": []})
     assert r.status_code == 400 and "input: the list is empty" in r.json()["error"]["message"]
     r = await client.post("/v1/embeddings", json={"model": "embedder", "input": [1, 2]})
@@ -123,8 +123,8 @@ async def test_tokenize_requires_content(client):
 
 
 def test_lifespan_and_probes():
-    manager = FakeManager([FakeHandle(FakeConfig("m"))])
-    app = create_app(manager, None, compat=FAKE_COMPAT)
+    manager = FakeManager([FakeHandle(model_config("m"))])
+    app = create_app(manager, None, compat=COMPAT)
     client = TestClient(app)
     assert client.get("/healthz").json() == {"status": "ok"}
     r = client.get("/readyz")
@@ -141,8 +141,8 @@ class Settings:
 
 
 async def test_api_keys():
-    manager = FakeManager([FakeHandle(FakeConfig("m"))])
-    app = create_app(manager, Settings(), compat=FAKE_COMPAT)
+    manager = FakeManager([FakeHandle(model_config("m"))])
+    app = create_app(manager, Settings(), compat=COMPAT)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         r = await c.get("/v1/models")
         assert r.status_code == 401
