@@ -153,8 +153,8 @@ class ChatChunks:
         chunk = ChatCompletionChunk(
             id=self.id, created=self.created, model=self.model, choices=choices, usage=usage
         )
-        return chunk.model_dump(exclude_none=False, exclude={"usage"} if usage is None else set(),
-                                mode="json")
+        # `usage` appears only on the final usage chunk, as OpenAI sends it.
+        return chunk.model_dump(mode="json", exclude={"usage"} if usage is None else set())
 
     def _delta(self, delta: ChunkDelta, finish_reason: str | None = None) -> dict:
         data = self._chunk([ChatChunkChoice(delta=delta, finish_reason=finish_reason)])

@@ -197,10 +197,16 @@ async def _run(
     hooks: CompatFunctions = request.app.state.hooks
     prefix = _reply_prefix(prepared.config)
     if stream:
+        try:
+            post = hooks.stream_finetuner(prepared.config)
+        except BaseException:
+            # The held model must go back, or a later swap would wait for it forever.
+            await prepared.stack.aclose()
+            raise
         events = stream_generation(
             prepared.handle.generate(prepared.request),
             fmt,
-            hooks.stream_finetuner(prepared.config),
+            post,
             reply_prefix=prefix,
             include_usage=include_usage,
         )

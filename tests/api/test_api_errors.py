@@ -19,7 +19,7 @@ from server.errors import (
     Unauthorized,
 )
 from tests.api.conftest import sse_events
-from tests.api.fakes import FakeManager
+from tests.api.fakes import FakeHandle, FakeManager, model_config
 
 pytestmark = pytest.mark.anyio
 
@@ -172,3 +172,13 @@ async def test_unexpected_exception_mid_stream_is_an_error_event(app, client, ha
     assert any(rec.exc_info and rec.exc_info[0] is ValueError for rec in caplog.records)
     # The generation was cancelled and the model handle given back.
     assert handle.cancelled == 1 and manager.held == 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_bad_cutstrings_regex_is_500_and_releases_the_model(client, manager, stream):
+    # Go's regexp has no lookahead; LocalAI would die on this at reply time.
+    manager.handles["bad"] = FakeHandle(model_config("bad", cutstrings=["(?=x)"]))
+    r = await client.post("/v1/chat/completions", json={"model": "bad", "messages": MESSAGES, "stream": stream})
+    assert r.status_code == 500
+    assert "lookaround" in r.json()["error"]["message"]
+    assert manager.held == 0
