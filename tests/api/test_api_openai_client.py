@@ -135,3 +135,16 @@ def test_real_disconnect_cancels_stream(served, chat_handle):
     while manager.held:
         assert time.monotonic() < deadline, "the model handle was not released"
         time.sleep(0.02)
+
+
+def test_real_disconnect_cancels_non_stream(served, chat_handle):
+    base, manager = served
+    chat_handle.script = [TextDelta("thinking"), Hang()]
+    cancelled_before = chat_handle.cancelled
+    with httpx.Client(base_url=base) as http:
+        with pytest.raises(httpx.ReadTimeout):
+            http.post("/v1/chat/completions", json={"messages": MESSAGES}, timeout=0.3)
+    deadline = time.monotonic() + 5
+    while chat_handle.cancelled == cancelled_before or manager.held:
+        assert time.monotonic() < deadline, "the generation was not cancelled after the client left"
+        time.sleep(0.02)
