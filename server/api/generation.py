@@ -205,19 +205,20 @@ async def stream_generation(
     fmt: ChunkFormat,
     post: StreamPostprocessor,
     *,
-    reply_prefix: str = "",
+    prefix: str = "",
     include_usage: bool = False,
 ) -> AsyncIterator[dict]:
     """SSE events for one generation: opening, content chunks, finish chunk, usage, [DONE].
 
+    `prefix` (reply_prefix, an echoed prompt) goes out before the model's first token.
     A failure becomes one `data: {"error": ...}` event and the stream ends (no [DONE]).
     Closing this iterator (client gone) closes `events`, which cancels the request.
     """
     try:
         for chunk in fmt.opening():
             yield sse_json(chunk)
-        if reply_prefix:
-            text = post.feed(reply_prefix)
+        if prefix:
+            text = post.feed(prefix)
             if text:
                 yield sse_json(fmt.content(text))
         async for event in events:

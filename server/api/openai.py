@@ -192,10 +192,14 @@ async def _prepare(
 
 async def _run(
     request: Request, prepared: _Prepared, stream: bool, include_usage: bool, fmt: Any,
-    respond: Callable[[str, Any], BaseModel],
+    respond: Callable[[str, Any], BaseModel], *, echo: bool = False,
 ) -> Response:
     hooks: CompatFunctions = request.app.state.hooks
+    # LocalAI's order: reply_prefix is part of the model's reply, echo puts the prompt before
+    # it, and post-processing sees the result.
     prefix = _reply_prefix(prepared.config)
+    if echo and isinstance(prepared.request.prompt, str):
+        prefix = prepared.request.prompt + prefix
     if stream:
         try:
             post = hooks.stream_finetuner(prepared.config)
@@ -207,7 +211,7 @@ async def _run(
             prepared.handle.generate(prepared.request),
             fmt,
             post,
-            reply_prefix=prefix,
+            prefix=prefix,
             include_usage=include_usage,
         )
         return EventStream(events, on_close=prepared.stack.aclose)
@@ -286,7 +290,7 @@ async def completions(request: Request) -> Response:
 
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     fmt = CompletionChunks(ident, created, prepared.model_name)
-    return await _run(request, prepared, req.stream, include_usage, fmt, respond)
+    return await _run(request, prepared, req.stream, include_usage, fmt, respond, echo=bool(req.echo))
 
 
 def _single_prompt(prompt: str | list[str]) -> str:

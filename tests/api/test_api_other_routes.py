@@ -157,3 +157,14 @@ async def test_no_api_keys_means_any_header_is_fine(client):
     # The field note sends "Authorization: Bearer None" to a server without keys.
     r = await client.get("/v1/models", headers={"Authorization": "Bearer None"})
     assert r.status_code == 200
+
+
+async def test_completion_echo(client, handle):
+    handle.script = script_text(" there")
+    r = await client.post("/v1/completions", json={"prompt": "Hi", "echo": True})
+    assert r.json()["choices"][0]["text"] == "Hi there"
+    r = await client.post("/v1/completions", json={"prompt": "Hi", "echo": True, "stream": True})
+    texts = [e["choices"][0]["text"] for e in sse_events(r.text)[:-1]]
+    assert "".join(texts) == "Hi there"
+    r = await client.post("/v1/completions", json={"prompt": "Hi"})
+    assert r.json()["choices"][0]["text"] == " there"
