@@ -34,8 +34,14 @@ class CompatFunctions:
     def from_compat(cls) -> "CompatFunctions":
         # Imported here, not at module load: the app module stays importable (and testable
         # with fakes) on its own.
+        from compat.jinja_chat import ChatTemplateError
         from compat.postprocess import StreamFinetuner, finetune
-        from compat.prompt import TokenizerTemplate, build_chat_prompt, build_completion_prompt
+        from compat.prompt import (
+            PromptRequestError,
+            TokenizerTemplate,
+            build_chat_prompt,
+            build_completion_prompt,
+        )
         from compat.requests import (
             RequestFieldError,
             ignored_request_fields,
@@ -52,5 +58,7 @@ class CompatFunctions:
             finetune=finetune,
             stream_finetuner=StreamFinetuner,
             ignored_request_fields=ignored_request_fields,
-            request_errors=(RequestFieldError,),
+            # A GGUF template's raise_exception() is nearly always about the messages
+            # ("roles must alternate"), so it is the client's to fix.
+            request_errors=(RequestFieldError, PromptRequestError, ChatTemplateError),
         )

@@ -135,13 +135,11 @@ def _reply_prefix(config: Any) -> str:
     return getattr(template, "reply_prefix", None) or ""
 
 
-# Prompt sources whose text already holds the BOS the model wants (the GGUF's own Jinja
-# template writes it); adding BOS again would double it.
-_SELF_BOS_SOURCES = {"tokenizer_template", "tokenizer", "gguf", "jinja"}
-
-
 def _add_special(prompt: Any) -> bool:
-    return getattr(prompt, "source", None) not in _SELF_BOS_SOURCES
+    # Text from the GGUF's own Jinja template ("tokenizer") already holds the BOS the model
+    # wants ({{ bos_token }}); adding one would double it. LocalAI's Go-templated prompts go
+    # to llama.cpp, which adds BOS itself.
+    return getattr(prompt, "source", None) != "tokenizer"
 
 
 # ---------------------------------------------------------------- generation routes
@@ -177,7 +175,10 @@ async def _prepare(
     stack = AsyncExitStack()
     try:
         handle = await stack.enter_async_context(manager.acquire(config.name))
-        prompt = build_prompt(hooks, manager, config, handle)
+        try:
+            prompt = build_prompt(hooks, manager, config, handle)
+        except hooks.request_errors as exc:
+            raise InvalidRequest(str(exc)) from None
         for warning in getattr(prompt, "warnings", ()) or ():
             logger.warning("prompt for model %s: %s", config.name, warning)
         logger.debug("prompt for model %s:\n%s", config.name, prompt.text)

@@ -35,7 +35,7 @@ class Template:
 def build_chat_prompt(config: Any, models_path: Any, request: dict, *, tokenizer_template: Any = None) -> Prompt:
     text = "\n".join(f"{m['role']}: {m.get('content') or ''}" for m in request["messages"])
     if tokenizer_template is not None:
-        return Prompt(tokenizer_template.bos_token + text, source="tokenizer_template")
+        return Prompt(tokenizer_template.bos_token + text, source="tokenizer")
     return Prompt(text, warnings=["fake warning"] if "warn" in text else [])
 
 

@@ -182,3 +182,19 @@ async def test_bad_cutstrings_regex_is_500_and_releases_the_model(client, manage
     assert r.status_code == 500
     assert "lookaround" in r.json()["error"]["message"]
     assert manager.held == 0
+
+
+async def test_prompt_builder_request_error_is_400_and_releases_the_model(app, client, manager):
+    class MessagesError(ValueError):
+        pass
+
+    def build(config, models_path, request, *, tokenizer_template=None):
+        raise MessagesError("Conversation roles must alternate user/assistant/user/assistant")
+
+    app.state.hooks = dataclasses.replace(
+        app.state.hooks, build_chat_prompt=build, request_errors=(MessagesError,)
+    )
+    r = await client.post("/v1/chat/completions", json={"messages": MESSAGES, "stream": True})
+    assert r.status_code == 400
+    assert r.json()["error"]["message"] == "Conversation roles must alternate user/assistant/user/assistant"
+    assert manager.held == 0
