@@ -14,9 +14,10 @@ from server.errors import ModelLoadFailed, ModelNotFound
 
 def model_config(name: str, *, embeddings: bool = False, reply_prefix: str = "", **fields: Any) -> ModelConfig:
     """A real compat ModelConfig as the config loader would give it."""
-    return ModelConfig(
-        name=name, embeddings=embeddings, template=TemplateConfig(reply_prefix=reply_prefix), **fields
-    )
+    fields.setdefault("template", TemplateConfig())
+    if reply_prefix:
+        fields["template"].reply_prefix = reply_prefix
+    return ModelConfig(name=name, embeddings=embeddings, **fields)
 
 
 class Hang:
