@@ -1,4 +1,4 @@
-"""Liveness and readiness probes (/healthz always 200; /readyz 503 until the manager started)."""
+"""Liveness and readiness probes (/healthz always 200; /readyz 503 until the manager is ready)."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
@@ -16,6 +16,9 @@ async def healthz() -> JSONResponse:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    if getattr(request.app.state, "ready", False):
+    # A manager may preload models in the background after start(); it then says so with
+    # a `ready` attribute (LocalAI v4: 503 {"status":"starting"} during preload).
+    state = request.app.state
+    if getattr(state, "ready", False) and getattr(state.manager, "ready", True):
         return JSONResponse({"status": "ready"})
     return JSONResponse({"status": "starting"}, status_code=503)

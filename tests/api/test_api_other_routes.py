@@ -133,6 +133,9 @@ def test_lifespan_and_probes():
         assert manager.started == 1 and manager.closed == 0
         assert client.get("/readyz").json() == {"status": "ready"}
         assert client.get("/healthz").status_code == 200
+        manager.ready = False  # e.g. still preloading models in the background
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/healthz").status_code == 200
     assert manager.closed == 1
 
 
