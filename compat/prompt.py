@@ -126,15 +126,15 @@ class _TemplateCache:
         self._parsed: dict[str, Any] = {}
 
     def get(self, text: str):
+        # Parsing under the lock keeps it to once per text; parses are short and rare.
         with self._lock:
             hit = self._parsed.get(text)
-        if hit is None:
-            try:
-                hit = parse(text, name="prompt")
-            except TemplateError as e:
-                hit = e
-            with self._lock:
-                hit = self._parsed.setdefault(text, hit)
+            if hit is None:
+                try:
+                    hit = parse(text, name="prompt")
+                except TemplateError as e:
+                    hit = e
+                self._parsed[text] = hit
         if isinstance(hit, TemplateError):
             raise hit
         return hit
