@@ -88,21 +88,14 @@ class _Decoder:
             self.type_error(node, prefix or "model entry", f"expected a mapping of keys, found {_kind(node)}",
                             "indent the keys under it, one `key: value` per line")
             return obj
-        self._loader.flatten_mapping(node)  # YAML merge keys (`<<: *base`), as yaml.v3 does
+        pairs = self._pairs(node, prefix)
         fields = {f.name: f for f in dataclasses.fields(cls) if f.metadata.get("yaml", True)}
         hints = typing.get_type_hints(cls)
-        seen: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(to_python(key_node))
+        for key, key_node, value_node in pairs:
             path = f"{prefix}.{key}" if prefix else key
-            if key in seen:
-                self.type_error(key_node, path, f"key is already defined at line {seen[key]}",
-                                "a key may appear once per mapping; delete one of them")
-                continue
-            seen[key] = pos(key_node)[0]
             f = fields.get(key)
             if f is None:
-                self.unknown_key(key, key_node, prefix)
+                self.unknown_key(key, key_node, value_node, prefix)
                 continue
             self.locations[path] = pos(key_node)
             value = self.value(hints[key], value_node, path, f.metadata.get("decode"))
@@ -110,7 +103,26 @@ class _Decoder:
                 setattr(obj, key, value)
         return obj
 
-    def unknown_key(self, key: str, key_node: yaml.Node, prefix: str) -> None:
+    def _pairs(self, node: yaml.MappingNode, prefix: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
+        """Key/value pairs with YAML merge keys (`<<: *base`) applied; a duplicate own key is an error."""
+        seen: dict[str, int] = {}
+        for key_node, _ in node.value:
+            key = _key(key_node)
+            if key_node.tag == _TAG + "merge":
+                continue
+            if key in seen:
+                self.type_error(key_node, f"{prefix}.{key}" if prefix else key,
+                                f"key is already defined at line {seen[key]}",
+                                "a key may appear once per mapping; delete one of them")
+            seen.setdefault(key, pos(key_node)[0])
+        if any(k.tag == _TAG + "merge" for k, _ in node.value):
+            # A copy: the node may be an anchor decoded again elsewhere.
+            node = yaml.MappingNode(node.tag, list(node.value), node.start_mark, node.end_mark)
+            self._loader.flatten_mapping(node)  # as yaml.v3 does; merged pairs come first
+        last = {_key(k): i for i, (k, _) in enumerate(node.value)}
+        return [(_key(k), k, v) for i, (k, v) in enumerate(node.value) if last[_key(k)] == i]
+
+    def unknown_key(self, key: str, key_node: yaml.Node, value_node: yaml.Node, prefix: str) -> None:
         here = _level_name(prefix)
         ignored = "LocalAI silently ignores it"
         if key in _OPTION_KEYS:
@@ -130,7 +142,7 @@ class _Decoder:
                       f"move it to `{_dotted(home, key)}`")
             return
         level = "info" if prefix in _OPEN_LEVELS else "warning"
-        guess = _did_you_mean(key, prefix)
+        guess = _did_you_mean(key, prefix, value_node)
         self.note(key_node, level, f"unknown key `{key}` {here} ({ignored})",
                   f"did you mean `{_relative(guess, prefix)}`?" if guess else "")
 
@@ -209,10 +221,8 @@ class _Decoder:
             self.type_error(node, path, f"expected a mapping, found {_shown(node)}",
                             "write one `key: value` per line, indented under it")
             return _SKIP
-        self._loader.flatten_mapping(node)
         out = {}
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(to_python(key_node))
+        for key, key_node, value_node in self._pairs(node, path):
             value = self.value(item, value_node, f"{path}.{key}", None)
             if value is _SKIP:
                 continue
@@ -292,6 +302,10 @@ def decode_model(node: yaml.Node, file: Path | None) -> DecodeResult:
 
 # --- helpers ------------------------------------------------------------------------------------
 
+def _key(node: yaml.Node) -> str:
+    return node.value if isinstance(node, yaml.ScalarNode) else str(to_python(node))
+
+
 def _optional(hint) -> bool:
     return type(None) in typing.get_args(hint) and _is_union(hint)
 
@@ -321,16 +335,32 @@ def _home_of(key: str, prefix: str) -> str | None:
     return None
 
 
-def _did_you_mean(key: str, prefix: str) -> str | None:
-    here = _field_names(LEVELS.get(prefix, ModelConfig))
-    guess = difflib.get_close_matches(key, here, 1, 0.75)
-    if guess:
-        return _dotted(prefix, guess[0])
-    everywhere = {_dotted(level, name): name for level, cls in LEVELS.items() for name in _field_names(cls)}
-    guess = difflib.get_close_matches(key, list(everywhere.values()), 1, 0.75)
-    if guess:
-        return next(path for path, name in everywhere.items() if name == guess[0])
-    return None
+def _did_you_mean(key: str, prefix: str, value: yaml.Node) -> str | None:
+    """Closest known key, preferring this level, among fields that could hold this kind of value."""
+    best, best_score = None, 0.0
+    for level, cls in LEVELS.items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if not f.metadata.get("yaml", True) or not _fits(hints[f.name], value):
+                continue
+            score = difflib.SequenceMatcher(None, key, f.name).ratio() + (0.05 if level == prefix else 0.0)
+            if score > best_score:
+                best, best_score = _dotted(level, f.name), score
+    return best if best_score >= 0.75 else None
+
+
+def _fits(hint, node: yaml.Node) -> bool:
+    """Could a field of this type hold this node? (so `templature: 0.1` is not matched to `template`)"""
+    base = _strip_optional(hint)
+    if base is Any or is_null(node):
+        return True
+    holds_mapping = dataclasses.is_dataclass(base) or typing.get_origin(base) is dict
+    holds_list = typing.get_origin(base) is list
+    if isinstance(node, yaml.MappingNode):
+        return holds_mapping
+    if isinstance(node, yaml.SequenceNode):
+        return holds_list
+    return not holds_mapping and not holds_list
 
 
 def _dotted(level: str, key: str) -> str:

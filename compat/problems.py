@@ -51,5 +51,9 @@ class ConfigError(Exception):
         self.problems = sorted(problems, key=Problem.sort_key)
         found = errors(self.problems)
         lines = [f"{len(found)} error(s) in model configs:"]
-        lines += [f"  {p}" for p in self.problems if p.level == "error"]
+        lines += [f"  {p}" for p in found]
+        also = warnings(self.problems)
+        if also:
+            lines.append(f"and {len(also)} warning(s):")
+            lines += [f"  {p}" for p in also]
         super().__init__("\n".join(lines))

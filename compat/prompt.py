@@ -10,12 +10,12 @@ from typing import Any
 
 from compat.gojson import GoStruct, as_go_any, marshal
 from compat.gotemplate import TemplateError, go_field, parse
-from compat.jinja_chat import TokenizerTemplate, render_chat_template
+from compat.jinja_chat import TokenizerTemplate, read_gguf_tokenizer_template, render_chat_template
 
 __all__ = [
     "ChatMessageTemplateData", "Function", "FunctionCall", "PromptRequestError", "PromptResult",
     "PromptTemplateData", "ToolCall", "TokenizerTemplate", "build_chat_prompt", "build_completion_prompt",
-    "decode_message_content", "uses_tokenizer_template",
+    "decode_message_content", "gguf_tokenizer_template", "uses_tokenizer_template", "wants_tokenizer_template",
 ]
 
 # --- LocalAI's data structs (Go field names; json tags where LocalAI's structs have them) ------
@@ -126,15 +126,15 @@ class _TemplateCache:
         self._parsed: dict[str, Any] = {}
 
     def get(self, text: str):
+        # Parsing under the lock keeps it to once per text; parses are short and rare.
         with self._lock:
             hit = self._parsed.get(text)
-        if hit is None:
-            try:
-                hit = parse(text, name="prompt")
-            except TemplateError as e:
-                hit = e
-            with self._lock:
-                hit = self._parsed.setdefault(text, hit)
+            if hit is None:
+                try:
+                    hit = parse(text, name="prompt")
+                except TemplateError as e:
+                    hit = e
+                self._parsed[text] = hit
         if isinstance(hit, TemplateError):
             raise hit
         return hit
@@ -438,9 +438,19 @@ def has_go_template(config: Any) -> bool:
     return any(_t(config, k) for k in ("chat", "chat_message", "completion", "edit"))
 
 
-def uses_tokenizer_template(config: Any, tokenizer_template: TokenizerTemplate | None) -> bool:
-    """True when the GGUF's chat template renders chat prompts (LocalAI v3.8+ behaviour)."""
+def wants_tokenizer_template(config: Any) -> bool:
+    """Whether the model file's chat template may render chat prompts: use_tokenizer_template is
+    set, or no chat/chat_message/completion/edit template is (LocalAI v3.8+ switches a GGUF
+    model without one to its tokenizer template; the implicit <model>.tmpl does not count)."""
     return bool(_t(config, "use_tokenizer_template")) or not has_go_template(config)
+
+
+def uses_tokenizer_template(config: Any, tokenizer_template: TokenizerTemplate | None) -> bool:
+    """True when chat prompts come from the tokenizer template (or, lacking one under an explicit
+    use_tokenizer_template, from the plain joined messages)."""
+    if _t(config, "use_tokenizer_template"):
+        return True
+    return tokenizer_template is not None and not has_go_template(config)
 
 
 def _grammar_enabled(config: Any) -> bool:
@@ -529,10 +539,8 @@ def build_chat_prompt(config: Any, models_path: Path, request: dict, *,
                                         tool_choice=request.get("tool_choice"),
                                         function_call=request.get("function_call"))
             return PromptResult(text, warnings, "tokenizer")
-        why = ("template.use_tokenizer_template is set" if _t(config, "use_tokenizer_template")
-               else "the config has no chat/chat_message/completion/edit template")
-        warnings.append(f"{why} but the model file has no tokenizer.chat_template; the messages are "
-                        f"joined without a template")
+        warnings.append("template.use_tokenizer_template is set but the model file has no "
+                        "tokenizer.chat_template; the messages are joined without a template")
         return PromptResult(_join_messages_raw(config, messages, warnings), warnings, "raw")
 
     mode = _function_mode(request)
@@ -648,3 +656,20 @@ def _template_messages(config: Any, models_path: Path, messages: list[dict], gra
                 suppress = True
         mess.append(content)
     return _join(config, mess), suppress, used
+
+
+def gguf_tokenizer_template(config: Any, models_path: Path) -> TokenizerTemplate | None:
+    """The model file's chat template when the config leaves chat prompts to it, else None."""
+    if not wants_tokenizer_template(config):
+        return None
+    model = getattr(getattr(config, "parameters", None), "model", "") or ""
+    if not model:
+        return None
+    path = Path(models_path) / model
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"GGUF":
+                return None
+    except OSError:
+        return None
+    return read_gguf_tokenizer_template(str(path))

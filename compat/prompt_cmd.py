@@ -6,32 +6,15 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from compat.config import load_configs
-from compat.jinja_chat import ChatTemplateError, TokenizerTemplate, read_gguf_tokenizer_template
+from compat.jinja_chat import ChatTemplateError
 from compat.prompt import (
     PromptRequestError, build_chat_prompt, build_completion_prompt, completion_prompts,
-    uses_tokenizer_template,
+    gguf_tokenizer_template,
 )
 from compat.requests import unknown_request_fields
-
-
-def gguf_tokenizer_template(config: Any, models_path: Path) -> TokenizerTemplate | None:
-    """The model file's chat template when the config leaves chat prompts to it, else None."""
-    if not uses_tokenizer_template(config, None):
-        return None
-    model = getattr(getattr(config, "parameters", None), "model", "") or ""
-    if not model:
-        return None
-    path = Path(models_path) / model
-    try:
-        with open(path, "rb") as f:
-            if f.read(4) != b"GGUF":
-                return None
-    except OSError:
-        return None
-    return read_gguf_tokenizer_template(str(path))
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -262,6 +262,8 @@ class Case:
     request: dict
     files: dict[str, str] = field(default_factory=dict)   # extra files in the models path
     note: str = ""
+    # llamaslots' config check refuses this config at load time (LocalAI accepts it and fails later)
+    config_check_rejects: bool = False
 
 
 SYS_JA = "あなたは優秀な観光ガイドです。"
@@ -618,7 +620,8 @@ def cases() -> list[Case]:
              note="localai_assistant always deleted; mcp_* deleted only when non-empty"))
     add(Case("path_escape_rejected", inline("m", "  chat: ../outside"), chat("m", CONVO),
              {"../outside.tmpl": "never read {{.Input}}"},
-             note="<models>/../outside.tmpl leaves the models path: evaluation fails, raw prompt"))
+             note="<models>/../outside.tmpl leaves the models path: evaluation fails, raw prompt",
+             config_check_rejects=True))
     add(Case("crlf_tmpl_file_kept", inline("m", "  chat: crlf"), chat("m", CONVO[1:2]),
              {"crlf.tmpl": "Line one\r\n{{.Input}}\r\nEnd\r\n"}))
     add(Case("whitespace_trim_only_template_text",
@@ -653,7 +656,8 @@ def write_case(case: Case, root: Path) -> None:
         target.write_bytes(text.encode("utf-8"))
     out = build_expected(case, models)
     (d / "expected.txt").write_bytes(out.prompt.encode("utf-8"))
-    meta = {"model": case.request["model"], "note": case.note, "expect_warning": bool(out.warnings)}
+    meta = {"model": case.request["model"], "note": case.note, "expect_warning": bool(out.warnings),
+            "config_check_rejects": case.config_check_rejects}
     (d / "case.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
