@@ -25,28 +25,28 @@ __all__ = [
 class Function:
     """pkg/functions.Function."""
 
-    Name: str = go_field(json="name", default="")
-    Description: str = go_field(json="description", default="")
-    Strict: bool = go_field(json="strict", default=False)
-    Parameters: dict | None = go_field(json="parameters", default=None)
+    Name: str = field(default="", metadata=go_field(json="name"))
+    Description: str = field(default="", metadata=go_field(json="description"))
+    Strict: bool = field(default=False, metadata=go_field(json="strict"))
+    Parameters: dict | None = field(default=None, metadata=go_field(json="parameters"))
 
 
 @dataclass
 class FunctionCall:
     """core/schema.FunctionCall (inside a tool call)."""
 
-    Name: str = go_field(json="name,omitempty", default="")
-    Arguments: str = go_field(json="arguments", default="")
+    Name: str = field(default="", metadata=go_field(json="name,omitempty"))
+    Arguments: str = field(default="", metadata=go_field(json="arguments"))
 
 
 @dataclass
 class ToolCall:
     """core/schema.ToolCall."""
 
-    Index: int = go_field(json="index", default=0)
-    ID: str = go_field(json="id", default="")
-    Type: str = go_field(json="type", default="")
-    FunctionCall: FunctionCall = go_field(json="function", default_factory=FunctionCall)
+    Index: int = field(default=0, metadata=go_field(json="index"))
+    ID: str = field(default="", metadata=go_field(json="id"))
+    Type: str = field(default="", metadata=go_field(json="type"))
+    FunctionCall: FunctionCall = field(default_factory=FunctionCall, metadata=go_field(json="function"))
 
 
 @dataclass

@@ -244,3 +244,22 @@ def test_cmd_errors(models, capfdbinary, tmp_path):
     bad.write_text(json.dumps({"model": "go"}))
     rc, _, err = run(["--models-path", models, "--model", "go", "--request", bad], capfdbinary)
     assert rc == 2 and "neither" in err
+
+
+# --- Go struct semantics the py-go-template goldens cannot show (it only has JSON maps) ------------
+
+def test_struct_data_semantics(tmp_path):
+    tools = {"messages": [{"role": "user", "content": "q"}],
+             "tools": [{"type": "function", "function": {"name": "f"}}], "metadata": {"k": "v"}}
+    c = cfg(chat="C", function='{{toJson .Functions}}|{{.Metadata.k}}|{{.Metadata.nokey}}')
+    c.function = FunctionsConfig(disable_no_action=True)
+    r = build_chat_prompt(c, tmp_path, tools)
+    # Struct fields in declaration order under their json tags; a missing map key prints <no value>.
+    assert r.text == '[{"name":"f","description":"","strict":false,"parameters":null}]|v|<no value>'
+    c = cfg(chat_message='{{if eq .MessageIndex 0}}first {{end}}{{toJson .FunctionCall}}')
+    msgs = [{"role": "user", "content": "a"},
+            {"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "n", "arguments": "{}"}}]}]
+    r = build_chat_prompt(c, tmp_path, {"messages": msgs})
+    assert r.text == 'first null\n[{"index":0,"id":"c","type":"function","function":{"name":"n","arguments":"{}"}}]'
+    r = build_chat_prompt(cfg(chat_message="{{.Content}}{{.Nope}}", chat="{{.Input}}"), tmp_path, {"messages": msgs[:1]})
+    assert r.text == "a" and "can't evaluate field Nope" in r.warnings[0]
