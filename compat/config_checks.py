@@ -54,8 +54,11 @@ def template_file(models_path: Path, value: str) -> Path | None:
 def template_text(models_path: Path, value: str) -> tuple[str, Path | None]:
     """What LocalAI renders for a template setting: the .tmpl file's text if it exists, else the value."""
     file = template_file(models_path, value)
-    if file is not None and file.is_file():
-        return file.read_text(encoding="utf-8", errors="replace"), file
+    try:
+        if file is not None and file.is_file():
+            return file.read_text(encoding="utf-8", errors="replace"), file
+    except (OSError, ValueError):  # an inline template is often longer than a file name may be
+        pass
     return value, None
 
 
