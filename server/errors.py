@@ -12,8 +12,20 @@ class LlamaslotsError(Exception):
         super().__init__(message)
         self.message = message
 
+    def __reduce__(self):
+        # Subclasses take other constructor arguments; rebuild from message + attributes so
+        # errors cross the worker pipe intact.
+        return (_restore, (type(self), self.message, dict(self.__dict__)))
+
     def to_json(self) -> dict:
         return {"error": {"code": self.status, "message": self.message, "type": self.type}}
+
+
+def _restore(cls, message: str, state: dict) -> LlamaslotsError:
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, message)
+    exc.__dict__.update(state)
+    return exc
 
 
 class InvalidRequest(LlamaslotsError):

@@ -216,6 +216,7 @@ def spm_vocab(
     eos: str = "</s>",
     add_bos: bool = True,
     size: int | None = None,
+    output_only: Sequence[str] = (),
 ) -> Vocab:
     """SentencePiece ("llama") vocab with full byte fallback.
 
@@ -224,8 +225,10 @@ def spm_vocab(
     (" two" -> '▁two') with all its left prefixes, since SPM only merges adjacent pieces whose
     concatenation is itself a token. `size` pads with pseudo-words ('▁ab') to exactly that many
     tokens. `eos` names the EOS token (default '</s>'; e.g. '<|im_end|>' for a chat model).
+    `output_only` words get a token but no prefixes, so prompts rarely tokenize to them.
     """
     _check_words(words)
+    _check_words(output_only)
     b = _VocabBuilder()
     b.add("<unk>", TokenType.UNKNOWN)
     b.add("<s>", TokenType.CONTROL)
@@ -249,6 +252,8 @@ def spm_vocab(
         if len(piece) == 1:
             b.add(piece, TokenType.NORMAL, 1.0)
         add_word(piece)
+    for w in output_only:
+        b.add(_spm_piece(w), TokenType.NORMAL, float(len(_spm_piece(w))))
     _pad(b, size, (_spm_piece(w) for w in _filler_words(" ")), add_word)
     if eos not in b.index or b.types[b.index[eos]] != TokenType.CONTROL:
         raise GGUFSpecError(f"eos {eos!r} must be a control token of the vocab")
@@ -273,6 +278,7 @@ def bpe_vocab(
     eos: str = "<|endoftext|>",
     add_bos: bool = False,
     size: int | None = None,
+    output_only: Sequence[str] = (),
 ) -> Vocab:
     """GPT-2 style byte-level BPE ("gpt2", pre-tokenizer "gpt-2") vocab.
 
@@ -280,9 +286,11 @@ def bpe_vocab(
     '<|endoftext|>' (CONTROL), `control`, `user_defined`, then the words with a left-prefix
     merge chain each ('Ġ o', 'Ġo n', 'Ġon e'). Merges of space-led words rank first, so a
     space-led word always tokenizes to itself. BPE adds no space prefix: the prompt "one"
-    only hits the word "one", " one" hits " one".
+    only hits the word "one", " one" hits " one". `output_only` words get a token but no
+    merges, so no prompt ever tokenizes to them (they can only be generated).
     """
     _check_words(words)
+    _check_words(output_only)
     b = _VocabBuilder()
     for ch in GPT2_BYTE_CHARS:
         b.add(ch, TokenType.NORMAL)
@@ -298,8 +306,10 @@ def bpe_vocab(
 
     for w in words:
         add_word(_bpe_piece(w))
+    for w in output_only:
+        b.add(_bpe_piece(w), TokenType.NORMAL)
     if not spaced and not plain:
-        add_word(_bpe_piece(" a"))  # llama.cpp refuses a gpt2 vocab without merges
+        add_word(_bpe_piece("  "))  # llama.cpp refuses a gpt2 vocab without merges
     _pad(b, size, (_bpe_piece(w) for w in _filler_words(" ")), add_word)
     for label, name in (("bos", bos), ("eos", eos)):
         if name not in b.index or b.types[b.index[name]] != TokenType.CONTROL:
@@ -392,6 +402,9 @@ class ModelSpec:
     dtype: DType = "F16"
     chat_template: str | None = None
     name: str = "llamaslots-generated"
+
+    def __post_init__(self) -> None:
+        _validate(self)
 
 
 def spec_digest(spec: ModelSpec) -> str:
@@ -608,6 +621,7 @@ def scripted_spec(
     hparams: HParams | None = None,
     dtype: DType = "F16",
     name: str = "llamaslots-scripted",
+    tokenizable: bool = True,
 ) -> ModelSpec:
     """A successor model from chains of token references.
 
@@ -615,12 +629,20 @@ def scripted_spec(
     chains only with the same successor. Words (plain str, text form) become vocab tokens.
     Tokens that are not scripted go to `default` (None: EOS). `eos` overrides the vocab's
     EOS token name. hparams default to the small shape with n_embd grown to fit the script.
+    `tokenizable=False` adds the chain words without prefixes/merges, so prompts cannot end in
+    one of them (BPE: never; SPM: unless `extra_words` provide the prefixes) and a prompt
+    cannot start the script midway; `extra_words` stay tokenizable.
     """
-    words = [r for chain in chains for r in chain if isinstance(r, str)] + list(extra_words)
+    chain_words = [r for chain in chains for r in chain if isinstance(r, str)]
+    words = (chain_words if tokenizable else []) + list(extra_words)
+    output_only = [] if tokenizable else chain_words
+    kw: dict = {"control": control, "user_defined": user_defined, "output_only": output_only}
+    if eos:
+        kw["eos"] = eos
     if model == "llama":
-        vocab = spm_vocab(words, control=control, user_defined=user_defined, **({"eos": eos} if eos else {}))
+        vocab = spm_vocab(words, **kw)
     elif model == "gpt2":
-        vocab = bpe_vocab(words, control=control, user_defined=user_defined, **({"eos": eos} if eos else {}))
+        vocab = bpe_vocab(words, **kw)
     else:
         raise GGUFSpecError(f"tokenizer model must be 'llama' or 'gpt2', got {model!r}")
     succ = _successor_map(vocab, chains)
@@ -634,30 +656,40 @@ def scripted_spec(
 
 
 def unique_pieces(text: str) -> list[str]:
-    """Split `text` into word pieces (' word' with its trailing punctuation) that are all distinct.
+    """Split `text` into distinct word pieces (' word' with its punctuation) that concatenate to it.
 
-    A successor model has one successor per token, so a repeated piece is split further
-    (' the' -> ' th', 'e') into pieces not used yet. GGUFSpecError when that is impossible.
+    A successor model has one successor per token, so a repeated word is split in two pieces
+    of at least two chars (' the' -> ' t', 'he'), or else joined with the next word
+    (' in', ' a' -> ' in a'). GGUFSpecError when neither gives unused pieces.
     """
+    words = re.findall(r"\s*\S+", text)
+    if "".join(words) != text:
+        raise GGUFSpecError(f"text {text!r} has trailing whitespace no piece can carry")
     used: set[str] = set()
     out: list[str] = []
-    for piece in re.findall(r"\s*\S+", text):
-        if piece not in used:
-            parts = [piece]
-        else:
-            parts = []
-            for i in range(len(piece) - 1, 0, -1):
-                a, b = piece[:i], piece[i:]
-                if a != b and a not in used and b not in used:
-                    parts = [a, b]
-                    break
-            if not parts:
-                raise GGUFSpecError(f"cannot split repeated piece {piece!r} into unused pieces")
+    i = 0
+    while i < len(words):
+        word = words[i]
+        parts = [word] if word not in used else _split_unused(word, used)
+        if not parts and i + 1 < len(words) and word + words[i + 1] not in used:
+            parts = [word + words[i + 1]]
+            i += 1
+        if not parts:
+            raise GGUFSpecError(f"cannot turn the repeated word {word!r} of {text!r} into unused pieces")
         used.update(parts)
         out.extend(parts)
-    if "".join(out) != text:
-        raise GGUFSpecError(f"text {text!r} has leading or trailing whitespace the pieces cannot carry")
+        i += 1
     return out
+
+
+def _split_unused(word: str, used: set[str]) -> list[str]:
+    # Single chars are avoided: they are common last prompt tokens and would start the
+    # script in the middle.
+    for k in range(len(word) - 2, 1, -1):
+        a, b = word[:k], word[k:]
+        if a != b and a not in used and b not in used:
+            return [a, b]
+    return []
 
 
 # --------------------------------------------------------------------------- presets

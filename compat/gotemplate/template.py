@@ -1,0 +1,67 @@
+"""Template: parse Go template text once (with builtins + sprig), execute it many times (thread-safe)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import ExecError, ParseError, TemplateError
+from .exec import State
+from .funcs import BUILTINS, FuncSpec
+from .parser import parse_trees
+from .sprig import SPRIG
+
+# Sprig's functions shadow same-named builtins (LocalAI adds sprig.FuncMap() to text/template).
+DEFAULT_FUNCS: dict[str, FuncSpec] = {**BUILTINS, **SPRIG}
+
+_CONTEXT_MAX = 20
+
+
+class Template:
+    """A parsed Go template and the templates it {{define}}s; immutable after parse."""
+
+    __slots__ = ("name", "text", "trees", "funcs", "_src_bytes")
+
+    def __init__(self, name: str, text: str, trees: dict, funcs: dict[str, FuncSpec]):
+        self.name = name
+        self.text = text
+        self.trees = trees
+        self.funcs = funcs
+        self._src_bytes = None
+
+    def execute(self, data: Any) -> str:
+        """Render with `data` as dot; raises ExecError like Go's Execute."""
+        tree = self.trees.get(self.name)
+        state = State(self, self.name)
+        if tree is None:
+            raise ExecError(f'template: {self.name}: "{self.name}" is an incomplete or empty template')
+        state.vars.append(["$", data, False])
+        try:
+            state.walk(data, tree.root)
+        except RecursionError:
+            raise ExecError(f"template: {self.name}: exceeded maximum template depth (100000)") from None
+        return "".join(state.out)
+
+    def error_context(self, node) -> tuple[str, str]:
+        """Go's ErrorContext: ("name:line:col", node text shortened to 20 chars)."""
+        b = self._src_bytes
+        if b is None:
+            b = self._src_bytes = self.text.encode("utf-8", "surrogateescape")
+        pos = node.pos
+        head = b[:pos]
+        nl = head.rfind(b"\n")
+        col = pos if nl < 0 else pos - (nl + 1)
+        line = 1 + head.count(b"\n")
+        ctx = str(node)
+        if len(ctx.encode("utf-8", "surrogateescape")) > _CONTEXT_MAX:
+            ctx = ctx[:_CONTEXT_MAX] + "..."
+        return f"{self.name}:{line}:{col}", ctx
+
+
+def parse(text: str, name: str = "prompt", funcs: dict[str, FuncSpec] | None = None) -> Template:
+    """Parse Go template text; raises ParseError with Go's message ("template: name:line: ...")."""
+    fm = DEFAULT_FUNCS if funcs is None else funcs
+    trees = parse_trees(text, name, fm)
+    return Template(name, text, trees, fm)
+
+
+__all__ = ["Template", "parse", "TemplateError", "ParseError", "ExecError"]

@@ -1,0 +1,114 @@
+"""The Python data model of Go values: MISSING (invalid value), dataclass structs, go_field, Go type names."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+class _Missing:
+    """Go's invalid reflect.Value: what a missing map key evaluates to (prints "<no value>")."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+MISSING = _Missing()
+
+_JSON_META = "go_json"
+
+
+def go_field(json: str | None = None) -> dict:
+    """Field metadata carrying a Go struct tag, e.g. field(metadata=go_field(json="name,omitempty"))."""
+    return {_JSON_META: json}
+
+
+class _StructInfo:
+    __slots__ = ("go_name", "fields", "json_fields", "iface")
+
+    def __init__(self, cls: type):
+        self.go_name = getattr(cls, "__go_type__", None) or cls.__name__
+        fs = [f for f in dataclasses.fields(cls)]
+        self.fields = {f.name: f.name for f in fs}
+        # Fields declared as Any hold Go interface values (error texts say "interface {}").
+        self.iface = {f.name: _is_any_annotation(f.type) for f in fs}
+        # (attribute, json name, omitempty) in declaration order; "-" fields dropped.
+        jf = []
+        for f in fs:
+            tag = f.metadata.get(_JSON_META) if f.metadata else None
+            name, omit = f.name, False
+            if tag is not None:
+                parts = tag.split(",")
+                if parts[0] == "-" and len(parts) == 1:
+                    continue
+                if parts[0]:
+                    name = parts[0]
+                omit = "omitempty" in parts[1:]
+            jf.append((f.name, name, omit))
+        self.json_fields = jf
+
+
+def _is_any_annotation(ann: Any) -> bool:
+    if ann is Any or ann is object:
+        return True
+    if isinstance(ann, str):
+        a = ann.replace(" ", "")
+        return a in ("Any", "typing.Any", "object", "Any|None", "None|Any", "Optional[Any]")
+    return False
+
+
+_INFO: dict[type, _StructInfo] = {}
+
+
+def struct_info(cls: type) -> _StructInfo:
+    info = _INFO.get(cls)
+    if info is None:
+        info = _INFO[cls] = _StructInfo(cls)
+    return info
+
+
+def is_struct(v: Any) -> bool:
+    return dataclasses.is_dataclass(v) and not isinstance(v, type)
+
+
+def struct_items(v: Any):
+    return [(name, getattr(v, name)) for name in struct_info(type(v)).fields]
+
+
+def go_type_name(v: Any) -> str:
+    """What %T (and Go's error messages) call the type of v."""
+    if v is None or v is MISSING:
+        return "<nil>"
+    t = type(v)
+    if t is str:
+        return "string"
+    if t is bool:
+        return "bool"
+    if t is int:
+        return "int"
+    if t is float:
+        return "float64"
+    if t is list or t is tuple:
+        return "[]interface {}"
+    if t is dict:
+        return "map[string]interface {}"
+    if is_struct(v):
+        return struct_info(t).go_name
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float64"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, (list, tuple)):
+        return "[]interface {}"
+    if isinstance(v, dict):
+        return "map[string]interface {}"
+    return t.__name__

@@ -1,0 +1,260 @@
+"""Drives one generation for the chat/completion routes: collect it whole, or stream it as chunks."""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Awaitable, Callable, Protocol, TypeVar
+
+import anyio
+from starlette.requests import Request
+
+from server.api.errors import unexpected_error
+from server.api.hooks import StreamPostprocessor
+from server.api.schemas import (
+    ChatChunkChoice,
+    ChatCompletionChunk,
+    ChunkDelta,
+    Completion,
+    CompletionChoice,
+    PromptTokensDetails,
+    UsageInfo,
+)
+from server.api.streaming import sse_done, sse_json
+from server.engine.types import Event, Failed, Finished, TextDelta, Usage
+from server.errors import EngineFailed, LlamaslotsError, ServerBusy
+
+logger = logging.getLogger("llamaslots.api")
+
+T = TypeVar("T")
+
+
+class ClientDisconnected(Exception):
+    """The client went away before its (non-streamed) answer was ready; the work was cancelled."""
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def usage_info(usage: Usage) -> UsageInfo:
+    return UsageInfo(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        total_tokens=usage.total_tokens,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=usage.cached_tokens),
+    )
+
+
+def cancelled_error() -> LlamaslotsError:
+    # The engine ends a request as "cancelled" only when it was not we who cancelled it: the
+    # model is being unloaded or the server is stopping. The client may retry.
+    return ServerBusy("the generation was cancelled because the model was unloaded or the server is stopping; retry the request")
+
+
+def _no_result_error() -> LlamaslotsError:
+    return EngineFailed("the model's engine ended the generation without a result")
+
+
+async def close_events(events: AsyncIterator[Any]) -> None:
+    """Close a handle's event generator (= cancel the request) even while being cancelled."""
+    aclose = getattr(events, "aclose", None)
+    if aclose is None:
+        return
+    with anyio.CancelScope(shield=True):
+        try:
+            await aclose()
+        except Exception:  # noqa: BLE001 - a failing cancel must not hide the real outcome
+            logger.exception("cancelling a generation failed")
+
+
+@dataclass(frozen=True)
+class Collected:
+    text: str
+    finished: Finished
+
+
+async def collect(events: AsyncIterator[Event]) -> Collected:
+    """The whole answer of a non-streamed request; a Failed event raises its error."""
+    parts: list[str] = []
+    try:
+        async for event in events:
+            if isinstance(event, TextDelta):
+                parts.append(event.text)
+            elif isinstance(event, Finished):
+                if event.reason == "cancelled":
+                    raise cancelled_error()
+                return Collected("".join(parts), event)
+            elif isinstance(event, Failed):
+                raise event.error
+        raise _no_result_error()
+    finally:
+        await close_events(events)
+
+
+async def cancel_on_disconnect(request: Request, work: Callable[[], Awaitable[T]]) -> T:
+    """Run `work`, cancelling it if the client disconnects first (then ClientDisconnected).
+
+    Starlette does not cancel a handler whose client left; without this a slot would keep
+    generating an answer nobody reads.
+    """
+    outcome: list[tuple[bool, Any]] = []
+
+    async with anyio.create_task_group() as group:
+
+        async def run() -> None:
+            try:
+                outcome.append((True, await work()))
+            except Exception as exc:  # noqa: BLE001 - re-raised below, outside the task group
+                outcome.append((False, exc))
+            finally:
+                group.cancel_scope.cancel()
+
+        async def watch() -> None:
+            while True:
+                message = await request.receive()
+                if message["type"] == "http.disconnect":
+                    group.cancel_scope.cancel()
+                    return
+
+        group.start_soon(run)
+        group.start_soon(watch)
+
+    if not outcome:
+        raise ClientDisconnected()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
+
+
+class ChunkFormat(Protocol):
+    def opening(self) -> list[dict]: ...
+
+    def content(self, text: str) -> dict: ...
+
+    def finish(self, reason: str) -> dict: ...
+
+    def usage(self, usage: UsageInfo) -> dict: ...
+
+
+@dataclass(frozen=True)
+class ChatChunks:
+    id: str
+    created: int
+    model: str
+
+    def _chunk(self, choices: list[ChatChunkChoice], usage: UsageInfo | None = None) -> dict:
+        chunk = ChatCompletionChunk(
+            id=self.id, created=self.created, model=self.model, choices=choices, usage=usage
+        )
+        # `usage` appears only on the final usage chunk, as OpenAI sends it.
+        return chunk.model_dump(mode="json", exclude={"usage"} if usage is None else set())
+
+    def _delta(self, delta: ChunkDelta, finish_reason: str | None = None) -> dict:
+        data = self._chunk([ChatChunkChoice(delta=delta, finish_reason=finish_reason)])
+        # OpenAI leaves unset delta keys out (the finish chunk's delta is {}).
+        data["choices"][0]["delta"] = delta.model_dump(exclude_none=True)
+        return data
+
+    def opening(self) -> list[dict]:
+        return [self._delta(ChunkDelta(role="assistant", content=""))]
+
+    def content(self, text: str) -> dict:
+        return self._delta(ChunkDelta(content=text))
+
+    def finish(self, reason: str) -> dict:
+        return self._delta(ChunkDelta(), finish_reason=reason)
+
+    def usage(self, usage: UsageInfo) -> dict:
+        return self._chunk([], usage=usage)
+
+
+@dataclass(frozen=True)
+class CompletionChunks:
+    id: str
+    created: int
+    model: str
+
+    def _chunk(self, choices: list[CompletionChoice], usage: UsageInfo | None = None) -> dict:
+        chunk = Completion(
+            id=self.id, created=self.created, model=self.model, choices=choices, usage=usage
+        )
+        return chunk.model_dump(exclude={"usage"} if usage is None else set(), mode="json")
+
+    def opening(self) -> list[dict]:
+        return []
+
+    def content(self, text: str) -> dict:
+        return self._chunk([CompletionChoice(text=text)])
+
+    def finish(self, reason: str) -> dict:
+        return self._chunk([CompletionChoice(text="", finish_reason=reason)])
+
+    def usage(self, usage: UsageInfo) -> dict:
+        return self._chunk([], usage=usage)
+
+
+async def stream_generation(
+    events: AsyncIterator[Event],
+    fmt: ChunkFormat,
+    post: StreamPostprocessor,
+    *,
+    prefix: str = "",
+    include_usage: bool = False,
+) -> AsyncIterator[dict]:
+    """SSE events for one generation: opening, content chunks, finish chunk, usage, [DONE].
+
+    `prefix` (reply_prefix, an echoed prompt) goes out before the model's first token.
+    A failure becomes one `data: {"error": ...}` event and the stream ends (no [DONE]).
+    Closing this iterator (client gone) closes `events`, which cancels the request.
+    """
+    try:
+        for chunk in fmt.opening():
+            yield sse_json(chunk)
+        if prefix:
+            text = post.feed(prefix)
+            if text:
+                yield sse_json(fmt.content(text))
+        async for event in events:
+            if isinstance(event, TextDelta):
+                text = post.feed(event.text)
+                if text:
+                    yield sse_json(fmt.content(text))
+            elif isinstance(event, Finished):
+                if event.reason == "cancelled":
+                    yield sse_json(cancelled_error().to_json())
+                    return
+                tail = post.finish()
+                if tail:
+                    yield sse_json(fmt.content(tail))
+                yield sse_json(fmt.finish(event.reason))
+                if include_usage:
+                    yield sse_json(fmt.usage(usage_info(event.usage)))
+                yield sse_done()
+                return
+            elif isinstance(event, Failed):
+                _log_failure(event.error)
+                yield sse_json(event.error.to_json())
+                return
+        yield sse_json(_no_result_error().to_json())
+    except LlamaslotsError as exc:
+        _log_failure(exc)
+        yield sse_json(exc.to_json())
+    except Exception as exc:  # noqa: BLE001 - a bug mid-stream still ends the stream cleanly
+        logger.error("unexpected error while streaming", exc_info=exc)
+        yield sse_json(unexpected_error(exc).to_json())
+    finally:
+        await close_events(events)
+
+
+def _log_failure(exc: LlamaslotsError) -> None:
+    if exc.status >= 500:
+        logger.error("generation failed: %s", exc.message)
+    else:
+        logger.info("generation refused: %s", exc.message)

@@ -1,0 +1,206 @@
+"""Pydantic models of the OpenAI/LocalAI request bodies we accept and the responses we send."""
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Requests keep unknown fields (extra="allow"): LocalAI ignores them, we ignore them too but
+# log them with a did-you-mean, and the request dict handed to compat keeps every key.
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class StreamOptions(_Request):
+    include_usage: bool = False
+
+
+class ChatMessage(_Request):
+    role: str
+    # A string, a list of parts ({"type": "text", "text": ...}, media parts) or null.
+    content: Union[str, list[dict[str, Any]], None] = None
+    name: Optional[str] = None
+    tool_calls: Optional[list[dict[str, Any]]] = None
+    function_call: Optional[dict[str, Any]] = None
+    tool_call_id: Optional[str] = None
+
+
+class _GenerationRequest(_Request):
+    """Fields shared by chat and text completions (OpenAI + LocalAI's PredictionOptions)."""
+
+    model: Optional[str] = None
+    stream: bool = False
+    stream_options: Optional[StreamOptions] = None
+    n: Optional[int] = Field(default=None, ge=1)
+
+    temperature: Optional[float] = None
+    top_p: Optional[float] = None
+    top_k: Optional[int] = None
+    min_p: Optional[float] = None
+    typical_p: Optional[float] = None
+    tfz: Optional[float] = None
+    repeat_penalty: Optional[float] = None
+    repeat_last_n: Optional[int] = None
+    frequency_penalty: Optional[float] = None
+    presence_penalty: Optional[float] = None
+    seed: Optional[int] = None
+    stop: Union[str, list[str], None] = None
+    # JSON object keys are strings; token ids arrive as "123".
+    logit_bias: Optional[dict[str, float]] = None
+    ignore_eos: Optional[bool] = None
+    # 0 or negative (llama.cpp's -1) mean "no limit", as in LocalAI.
+    max_tokens: Optional[int] = None
+    max_completion_tokens: Optional[int] = None
+    grammar: Optional[str] = None
+    response_format: Optional[dict[str, Any]] = None
+    mirostat: Optional[int] = None
+    mirostat_tau: Optional[float] = None
+    mirostat_eta: Optional[float] = None
+    n_keep: Optional[int] = None
+    echo: Optional[bool] = None
+    user: Optional[str] = None
+
+
+class ChatCompletionRequest(_GenerationRequest):
+    messages: list[ChatMessage] = Field(min_length=1)
+    tools: Optional[list[dict[str, Any]]] = None
+    tool_choice: Union[str, dict[str, Any], None] = None
+    functions: Optional[list[dict[str, Any]]] = None
+    function_call: Union[str, dict[str, Any], None] = None
+
+
+class CompletionRequest(_GenerationRequest):
+    # One prompt per request: a string or a one-element list of strings.
+    prompt: Union[str, list[str]]
+
+
+class EmbeddingRequest(_Request):
+    model: Optional[str] = None
+    input: Union[str, list[str]]
+    encoding_format: Literal["float", "base64"] = "float"
+    user: Optional[str] = None
+
+
+class TokenizeRequest(_Request):
+    model: Optional[str] = None
+    content: str
+
+
+# Responses: extra="forbid" keeps our own output honest.
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PromptTokensDetails(_Response):
+    cached_tokens: int = 0
+
+
+class UsageInfo(_Response):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: Optional[PromptTokensDetails] = None
+
+
+class AssistantMessage(_Response):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(_Response):
+    index: int = 0
+    message: AssistantMessage
+    finish_reason: Optional[str]
+
+
+class ChatCompletion(_Response):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: UsageInfo
+
+
+class ChunkDelta(_Response):
+    role: Optional[Literal["assistant"]] = None
+    content: Optional[str] = None
+
+
+class ChatChunkChoice(_Response):
+    index: int = 0
+    delta: ChunkDelta
+    finish_reason: Optional[str] = None
+
+
+class ChatCompletionChunk(_Response):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChatChunkChoice]
+    usage: Optional[UsageInfo] = None
+
+
+class CompletionChoice(_Response):
+    index: int = 0
+    text: str
+    logprobs: None = None
+    finish_reason: Optional[str] = None
+
+
+class Completion(_Response):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Optional[UsageInfo] = None
+
+
+class EmbeddingData(_Response):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    # A list of floats, or base64 of little-endian float32 when encoding_format="base64".
+    embedding: Union[list[float], str]
+
+
+class EmbeddingUsage(_Response):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(_Response):
+    object: Literal["list"] = "list"
+    data: list[EmbeddingData]
+    model: str
+    usage: EmbeddingUsage
+
+
+class ModelCard(_Response):
+    id: str
+    object: Literal["model"] = "model"
+    owned_by: str = "llamaslots"
+
+
+class ModelList(_Response):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class TokenizeResponse(_Response):
+    tokens: list[int]
+
+
+class ErrorDetail(_Response):
+    code: int
+    message: str
+    type: str
+
+
+class ErrorResponse(_Response):
+    error: ErrorDetail

@@ -1,0 +1,60 @@
+"""Server-sent events: OpenAI's `data: {json}` framing, `[DONE]`, and cleanup that always runs."""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import anyio
+from sse_starlette.sse import EventSourceResponse
+from starlette.types import Receive, Scope, Send
+
+logger = logging.getLogger("llamaslots.api")
+
+DONE = "[DONE]"
+# Comment lines keep proxies from closing a stream that waits long for its first token;
+# OpenAI clients skip them.
+PING_SECONDS = 15
+
+
+def sse_json(obj: Any) -> dict:
+    """One SSE event carrying a JSON object (compact, UTF-8 kept as is)."""
+    return {"data": json.dumps(obj, ensure_ascii=False, separators=(",", ":"))}
+
+
+def sse_done() -> dict:
+    return {"data": DONE}
+
+
+class EventStream(EventSourceResponse):
+    """An SSE response that closes its event iterator and then calls `on_close`, however it ends.
+
+    The stream holds resources acquired before the response started (the model handle), so
+    they are released here even when the client vanished before the first byte (the iterator
+    then never ran, and its own `finally` would never run).
+    """
+
+    def __init__(
+        self,
+        events: AsyncIterator[dict],
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        # "\n" line ends as OpenAI and LocalAI send them; some hand-written clients split on "\n\n".
+        super().__init__(events, sep="\n", ping=PING_SECONDS)
+        self._events = events
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Shielded: a server shutdown cancels this task, and a handle must still go back.
+            with anyio.CancelScope(shield=True):
+                aclose = getattr(self._events, "aclose", None)
+                if aclose is not None:
+                    try:
+                        await aclose()
+                    except Exception:  # noqa: BLE001 - cleanup must reach on_close
+                        logger.exception("closing an event stream failed")
+                if self._on_close is not None:
+                    await self._on_close()

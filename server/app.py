@@ -1,0 +1,106 @@
+"""Builds the FastAPI application: routes, error handlers, API-key check, manager lifespan."""
+from __future__ import annotations
+
+import hmac
+import logging
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Iterable
+
+from fastapi import FastAPI, Request
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from server.api import health, openai
+from server.api.errors import error_response, install_error_handlers
+from server.api.hooks import CompatFunctions
+from server.errors import Unauthorized
+
+logger = logging.getLogger("llamaslots.api")
+
+# Probes stay reachable without a key, as in LocalAI.
+_PUBLIC_PATHS = {"/healthz", "/readyz"}
+
+
+def create_app(manager: Any, settings: Any, *, compat: CompatFunctions | None = None) -> FastAPI:
+    """The HTTP app over `manager` (a server.manager.ModelManager).
+
+    Reads from `settings` (any object; missing attributes mean "off"): `api_keys` (iterable of
+    accepted keys; empty = no auth), `cors` (bool) and `cors_allow_origins` (comma list or
+    iterable). `compat` replaces the compat functions (tests); default: the real ones.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await manager.start()
+        app.state.ready = True
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            await manager.aclose()
+
+    app = FastAPI(title="llamaslots", lifespan=lifespan)
+    app.state.manager = manager
+    app.state.settings = settings
+    app.state.hooks = compat if compat is not None else CompatFunctions.from_compat()
+    app.state.ready = False
+
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(openai.router)
+
+    keys = _api_keys(settings)
+    if keys:
+        app.add_middleware(ApiKeyMiddleware, keys=keys)
+    if getattr(settings, "cors", False):
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=_origins(getattr(settings, "cors_allow_origins", None)),
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    return app
+
+
+def _api_keys(settings: Any) -> tuple[str, ...]:
+    keys = getattr(settings, "api_keys", None) or ()
+    if isinstance(keys, str):
+        keys = keys.split(",")
+    return tuple(k.strip() for k in keys if k and k.strip())
+
+
+def _origins(value: Any) -> list[str]:
+    if not value:
+        return ["*"]
+    if isinstance(value, str):
+        value = value.split(",")
+    return [o.strip() for o in value if o.strip()]
+
+
+class ApiKeyMiddleware:
+    """Rejects requests without one of the keys (Authorization: Bearer, or x-api-key), 401."""
+
+    def __init__(self, app: ASGIApp, keys: Iterable[str]) -> None:
+        self.app = app
+        self.keys = tuple(keys)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in _PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        if scope["method"] == "OPTIONS" or self._accepted(request):
+            await self.app(scope, receive, send)
+            return
+        response = error_response(
+            Unauthorized("missing or wrong API key: send it as 'Authorization: Bearer <key>'")
+        )
+        await response(scope, receive, send)
+
+    def _accepted(self, request: Request) -> bool:
+        given = request.headers.get("x-api-key", "")
+        auth = request.headers.get("authorization", "")
+        if auth[:7].lower() == "bearer ":
+            given = auth[7:].strip()
+        # compare_digest: no timing hint about how much of a key matched.
+        return any(hmac.compare_digest(given.encode(), key.encode()) for key in self.keys)

@@ -1,0 +1,224 @@
+"""Which engine serves which model: loading on demand, swapping, and the async handle to an engine."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator
+
+from server.engine.engine import Engine
+from server.engine.runtime import RuntimeOptions, physical_cores
+from server.engine.types import Event, Failed, Finished, GenerateRequest, ModelInfo
+from server.errors import InvalidRequest, ModelLoadFailed, ModelNotFound
+from server.worker import WorkerEngine
+
+log = logging.getLogger("llamaslots.manager")
+
+DEFAULT_SLOTS = 4  # llama-server's default when neither the config nor the env says
+
+
+@dataclass(frozen=True)
+class ManagerPolicy:
+    # How many models may be resident at once (0 = no limit); LocalAI's
+    # --single-active-backend is 1.
+    max_active: int = 0
+    threads: int | None = None
+    context_size: int | None = None
+    # LLAMACPP_PARALLEL, used when the model's options do not say.
+    parallel: int | None = None
+    # "process": each model in its own worker process (crash isolation, real unloads);
+    # "thread": in this process (for tools and tests of the engine itself).
+    isolation: str = "process"
+
+
+def runtime_options(cfg, models_path: Path, policy: ManagerPolicy) -> RuntimeOptions:
+    """LocalAI's config fields -> llama.cpp load settings (LocalAI's core/backend/options.go).
+
+    Slots: `options: [parallel:N]`, else LLAMACPP_PARALLEL, else llama-server's 4. The
+    KV cache is unified unless `options: [kv_unified:false]` asks for LocalAI's split.
+    """
+    n_slots = cfg.option_int("parallel") or policy.parallel or DEFAULT_SLOTS
+    if n_slots < 1:
+        raise InvalidRequest(f"model {cfg.name}: parallel must be >= 1")
+    batch = cfg.parameters.batch or 512
+    ubatch = cfg.option_int("n_ubatch")
+    split = cfg.tensor_split or ""
+    tensor_split = tuple(float(x) for x in split.replace("/", ",").split(",") if x.strip())
+    return RuntimeOptions(
+        model_path=cfg.model_file(models_path),
+        n_ctx=cfg.context_size if cfg.context_size and cfg.context_size > 0 else policy.context_size,
+        n_slots=n_slots,
+        kv_unified=cfg.option_bool("kv_unified", True),
+        n_batch=batch,
+        n_ubatch=ubatch or batch,
+        n_threads=cfg.threads or policy.threads or physical_cores(),
+        n_gpu_layers=cfg.gpu_layers if cfg.gpu_layers is not None else 99999999,
+        use_mmap=cfg.mmap,
+        use_mlock=cfg.mmlock,
+        flash_attention=cfg.flash_attention or "auto",
+        cache_type_k=cfg.cache_type_k or None,
+        cache_type_v=cfg.cache_type_v or None,
+        tensor_split=tensor_split,
+        main_gpu=int(cfg.main_gpu) if cfg.main_gpu else 0,
+        embeddings=bool(cfg.embeddings),
+    )
+
+
+class ModelHandle:
+    """The front-end's view of one loaded model; safe to use from the event loop."""
+
+    def __init__(self, name: str, config, engine: Engine):
+        self.name = name
+        self.config = config
+        self.engine = engine
+        self.info: ModelInfo = engine.info
+        self.in_flight = 0
+        # Set while a swap waits for this model's requests to end: new ones queue behind it.
+        self.draining = False
+
+    async def generate(self, req: GenerateRequest) -> AsyncIterator[Event]:
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[Event] = asyncio.Queue()
+
+        def sink(ev: Event) -> None:
+            try:
+                loop.call_soon_threadsafe(events.put_nowait, ev)
+            except RuntimeError:
+                pass  # the loop is gone (shutdown): nobody is listening any more
+
+        rid = self.engine.submit(req, sink)
+        finished = False
+        try:
+            while True:
+                ev = await events.get()
+                if isinstance(ev, (Finished, Failed)):
+                    finished = True
+                yield ev
+                if finished:
+                    return
+        finally:
+            if not finished:
+                # The client went away (or the consumer stopped early): free the slot.
+                self.engine.cancel(rid)
+
+    async def tokenize(self, text: str, *, add_special: bool = False, parse_special: bool = True) -> list[int]:
+        return await asyncio.wrap_future(self.engine.tokenize(text, add_special=add_special, parse_special=parse_special))
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        return await asyncio.wrap_future(self.engine.embed(texts))
+
+    async def stats(self) -> dict:
+        return await asyncio.wrap_future(self.engine.stats())
+
+
+class ModelManager:
+    """Loads models on first use and keeps at most `max_active` of them resident.
+
+    A swap waits for the requests of the model it unloads to finish, frees it, then
+    loads the next one; the swap lock is held by `async with` so a failed load always
+    releases it (LocalAI #7503). A load failure reports llama.cpp's own reason.
+    """
+
+    def __init__(self, configs, models_path: Path, policy: ManagerPolicy | None = None):
+        self.configs = configs
+        self._models_path = Path(models_path)
+        self.policy = policy or ManagerPolicy()
+        self._handles: dict[str, ModelHandle] = {}
+        self._lru: list[str] = []
+        self._swap = asyncio.Lock()
+        self._idle = asyncio.Condition()
+
+    @property
+    def models_path(self) -> Path:
+        return self._models_path
+
+    def list_models(self) -> list[str]:
+        return list(self.configs.models)
+
+    def config_for(self, name: str | None):
+        if not name:
+            if not self.configs.models:
+                raise ModelNotFound("")
+            return next(iter(self.configs.models.values()))
+        cfg = self.configs.lookup(name)
+        if cfg is None:
+            raise ModelNotFound(name)
+        return cfg
+
+    def loaded(self) -> list[str]:
+        return list(self._handles)
+
+    async def start(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        async with self._swap:
+            for name in list(self._handles):
+                await self._unload(name)
+
+    @contextlib.asynccontextmanager
+    async def acquire(self, name: str | None):
+        cfg = self.config_for(name)
+        handle = await self._get(cfg)
+        handle.in_flight += 1
+        try:
+            yield handle
+        finally:
+            handle.in_flight -= 1
+            async with self._idle:
+                self._idle.notify_all()
+
+    async def _get(self, cfg) -> ModelHandle:
+        name = cfg.name
+        handle = self._handles.get(name)
+        if handle is not None and not handle.draining and handle.engine.alive:
+            self._touch(name)
+            return handle
+        async with self._swap:
+            handle = self._handles.get(name)
+            if handle is not None and not handle.engine.alive:
+                # Its process died (the requests it had were failed with the reason);
+                # load it afresh for this one.
+                log.warning("model %s is not running any more; reloading it", name)
+                await self._unload(name)
+                handle = None
+            if handle is not None:
+                self._touch(name)
+                return handle
+            limit = self.policy.max_active
+            while limit and len(self._handles) >= limit:
+                victim = self._lru[0]
+                await self._drain(victim)
+                await self._unload(victim)
+            try:
+                opts = runtime_options(cfg, self._models_path, self.policy)
+            except (ValueError, OSError) as exc:
+                raise ModelLoadFailed(name, str(exc)) from exc
+            log.info("loading model %s from %s (%d slots, kv_unified=%s)", name, opts.model_path, opts.n_slots, opts.kv_unified)
+            factory = WorkerEngine if self.policy.isolation == "process" else Engine
+            engine = await asyncio.to_thread(factory, opts, name=name)
+            handle = ModelHandle(name, cfg, engine)
+            self._handles[name] = handle
+            self._touch(name)
+            info = handle.info
+            log.info("model %s ready: n_ctx %d, per request %d, %d slots", name, info.n_ctx, info.n_ctx_seq, info.n_slots)
+            return handle
+
+    def _touch(self, name: str) -> None:
+        if name in self._lru:
+            self._lru.remove(name)
+        self._lru.append(name)
+
+    async def _drain(self, name: str) -> None:
+        handle = self._handles[name]
+        handle.draining = True
+        async with self._idle:
+            await self._idle.wait_for(lambda: handle.in_flight == 0)
+
+    async def _unload(self, name: str) -> None:
+        handle = self._handles.pop(name)
+        self._lru.remove(name)
+        log.info("unloading model %s", name)
+        await asyncio.to_thread(handle.engine.close)

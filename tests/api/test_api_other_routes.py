@@ -1,0 +1,173 @@
+"""Completions, embeddings, models, tokenize, probes, API keys."""
+from __future__ import annotations
+
+import base64
+import struct
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from server.app import create_app
+from tests.api.conftest import sse_events
+from tests.api.fake_compat import COMPAT
+from tests.api.fakes import model_config, FakeHandle, FakeManager, script_text
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_completion_non_stream(client, handle):
+    handle.script = script_text(" world", "!", prompt_tokens=3)
+    r = await client.post("/v1/completions", json={"model": "vicuna-13b", "prompt": "Hello", "max_tokens": 9})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["id"].startswith("cmpl-") and body["object"] == "text_completion"
+    assert body["model"] == "vicuna-13b"
+    assert body["choices"] == [{"index": 0, "text": " world!", "logprobs": None, "finish_reason": "stop"}]
+    assert body["usage"]["total_tokens"] == 5
+    (req,) = handle.requests
+    assert req.prompt == "Hello" and req.params.max_tokens == 9
+
+
+async def test_completion_stream(client, handle):
+    handle.script = script_text("a", "b", reason="length")
+    r = await client.post(
+        "/completions",
+        json={"prompt": ["Hello"], "stream": True, "stream_options": {"include_usage": True}},
+    )
+    events = sse_events(r.text)
+    assert events[-1] == "[DONE]"
+    texts = [e["choices"][0]["text"] for e in events[:-2]]
+    assert texts == ["a", "b", ""]
+    assert events[-3]["choices"][0]["finish_reason"] == "length"
+    assert all(e["object"] == "text_completion" for e in events[:-1])
+    assert events[-2]["choices"] == [] and events[-2]["usage"]["completion_tokens"] == 2
+
+
+async def test_completion_prompt_list_of_several_refused(client):
+    r = await client.post("/v1/completions", json={"prompt": ["a", "b"]})
+    assert r.status_code == 400
+    assert "one prompt per request" in r.json()["error"]["message"]
+    r = await client.post("/v1/completions", json={"model": "vicuna-13b"})
+    assert r.status_code == 400 and "prompt: field required" in r.json()["error"]["message"]
+
+
+async def test_embeddings(client, manager):
+    handle = FakeHandle(model_config("embedder", embeddings=True))
+    handle.vectors = {"a": [0.25, -1.0], "bb": [1.5, 2.0]}
+    manager.handles["embedder"] = handle
+    r = await client.post("/v1/embeddings", json={"model": "embedder", "input": ["a", "bb"]})
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": 0, "embedding": [0.25, -1.0]},
+            {"object": "embedding", "index": 1, "embedding": [1.5, 2.0]},
+        ],
+        "model": "embedder",
+        # fake tokenizer: one token per character + BOS
+        "usage": {"prompt_tokens": 5, "total_tokens": 5},
+    }
+    r = await client.post("/embeddings", json={"model": "embedder", "input": "a", "encoding_format": "base64"})
+    (item,) = r.json()["data"]
+    assert struct.unpack("<2f", base64.b64decode(item["embedding"])) == (0.25, -1.0)
+
+
+async def test_embeddings_disabled_is_400(client):
+    r = await client.post("/v1/embeddings", json={"model": "vicuna-13b", "input": "hi"})
+    assert r.status_code == 400
+    assert r.json()["error"] == {
+        "code": 400,
+        "message": 'model "vicuna-13b" does not serve embeddings; set "embeddings: true" in its config',
+        "type": "invalid_request_error",
+    }
+
+
+async def test_embeddings_bad_input(client, manager):
+    manager.handles["embedder"] = FakeHandle(model_config("embedder", embeddings=True))
+    r = await client.post("/v1/embeddings", json={"model": "embedder", "input": []})
+    assert r.status_code == 400 and "input: the list is empty" in r.json()["error"]["message"]
+    r = await client.post("/v1/embeddings", json={"model": "embedder", "input": [1, 2]})
+    assert r.status_code == 400 and "input" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/v1/models", "/models"])
+async def test_models(client, path):
+    r = await client.get(path)
+    assert r.json() == {
+        "object": "list",
+        "data": [
+            {"id": "vicuna-13b", "object": "model", "owned_by": "llamaslots"},
+            {"id": "karakuri-70b", "object": "model", "owned_by": "llamaslots"},
+        ],
+    }
+
+
+async def test_retrieve_model(client):
+    r = await client.get("/v1/models/karakuri-70b")
+    assert r.json() == {"id": "karakuri-70b", "object": "model", "owned_by": "llamaslots"}
+    r = await client.get("/v1/models/nope")
+    assert r.status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/v1/tokenize", "/tokenize"])
+async def test_tokenize(client, handle, path):
+    r = await client.post(path, json={"model": "vicuna-13b", "content": "AB"})
+    assert r.json() == {"tokens": [65, 66]}
+    assert handle.tokenized == [("AB", False, True)]
+
+
+async def test_tokenize_requires_content(client):
+    r = await client.post("/v1/tokenize", json={"model": "vicuna-13b"})
+    assert r.status_code == 400 and "content: field required" in r.json()["error"]["message"]
+
+
+def test_lifespan_and_probes():
+    manager = FakeManager([FakeHandle(model_config("m"))])
+    app = create_app(manager, None, compat=COMPAT)
+    client = TestClient(app)
+    assert client.get("/healthz").json() == {"status": "ok"}
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.json() == {"status": "starting"}
+    with client:
+        assert manager.started == 1 and manager.closed == 0
+        assert client.get("/readyz").json() == {"status": "ready"}
+        assert client.get("/healthz").status_code == 200
+        manager.ready = False  # e.g. still preloading models in the background
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/healthz").status_code == 200
+    assert manager.closed == 1
+
+
+class Settings:
+    api_keys = ["s3cret", "other"]
+
+
+async def test_api_keys():
+    manager = FakeManager([FakeHandle(model_config("m"))])
+    app = create_app(manager, Settings(), compat=COMPAT)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        r = await c.get("/v1/models")
+        assert r.status_code == 401
+        assert r.json()["error"]["type"] == "authentication_error"
+        assert (await c.get("/v1/models", headers={"Authorization": "Bearer wrong"})).status_code == 401
+        assert (await c.get("/v1/models", headers={"Authorization": "Bearer s3cret"})).status_code == 200
+        assert (await c.get("/v1/models", headers={"x-api-key": "other"})).status_code == 200
+        assert (await c.get("/healthz")).status_code == 200
+
+
+async def test_no_api_keys_means_any_header_is_fine(client):
+    # The field note sends "Authorization: Bearer None" to a server without keys.
+    r = await client.get("/v1/models", headers={"Authorization": "Bearer None"})
+    assert r.status_code == 200
+
+
+async def test_completion_echo(client, handle):
+    handle.script = script_text(" there")
+    r = await client.post("/v1/completions", json={"prompt": "Hi", "echo": True})
+    assert r.json()["choices"][0]["text"] == "Hi there"
+    r = await client.post("/v1/completions", json={"prompt": "Hi", "echo": True, "stream": True})
+    texts = [e["choices"][0]["text"] for e in sse_events(r.text)[:-1]]
+    assert "".join(texts) == "Hi there"
+    r = await client.post("/v1/completions", json={"prompt": "Hi"})
+    assert r.json()["choices"][0]["text"] == " there"

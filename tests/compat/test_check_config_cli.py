@@ -1,0 +1,65 @@
+"""`llamaslots check-config`: output and exit codes (0 ok, 1 warnings, 2 errors)."""
+import io
+from pathlib import Path
+
+from compat import check
+
+SEED = Path(__file__).parent / "data" / "seed-config.yaml"
+CORRECTED = Path(__file__).resolve().parents[2] / "configs" / "seed-models.yaml"
+
+
+def run(argv, env=None):
+    out = io.StringIO()
+    code = check.main([str(a) for a in argv], environ=env or {}, out=out)
+    return code, out.getvalue()
+
+
+def models_dir(tmp_path, *files):
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in files:
+        (models / name).write_bytes(b"GGUF")
+    return models
+
+
+def test_clean_config_exits_0_and_shows_effective_settings(tmp_path):
+    models = models_dir(tmp_path, "m.gguf")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("- name: m\n  context_size: 2048\n  f16: true\n  parameters:\n    model: m.gguf\n"
+                   "    temperature: 0.2\n  options: [parallel:4]\n")
+    code, out = run([cfg, "--models-path", models])
+    assert code == 0, out
+    assert "model m" in out
+    assert "parameters.temperature" in out and "0.2" in out
+    assert "parameters.top_p" in out and "0.95   (default)" in out
+    assert "f16" in out and "no effect here" in out
+    assert "512 tokens per request" in out  # 2048 / 4 slots
+    assert "1 model(s), 0 error(s), 0 warning(s)" in out
+
+
+def test_missing_model_file_is_a_warning_exit_1(tmp_path):
+    models = models_dir(tmp_path)
+    code, out = run([CORRECTED, "--models-path", models])
+    assert code == 1
+    assert "vicuna-13b-v1.5.Q8_0.gguf is not in the models path" in out
+    assert "3 model(s), 0 error(s), 3 warning(s)" in out
+
+
+def test_seed_config_exits_2_with_the_fix(tmp_path):
+    models = models_dir(tmp_path)
+    code, out = run([SEED, "--models-path", models])
+    assert code == 2
+    assert f"{SEED}:38:11: error:" in out and "chat: |-" in out
+    assert "no usable models" in out
+
+
+def test_models_path_from_env_and_models_dir_only(tmp_path):
+    models = models_dir(tmp_path, "x.gguf")
+    (models / "x.yaml").write_text("name: x\nparameters:\n  model: x.gguf\n")
+    code, out = run([], {"LOCALAI_MODELS_PATH": str(models)})
+    assert code == 0 and "model x" in out
+
+
+def test_no_file_and_no_models_dir_is_an_error(tmp_path):
+    code, out = run(["--models-path", tmp_path / "absent"])
+    assert code == 2 and "does not exist" in out

@@ -1,0 +1,239 @@
+"""The slot engine on real tiny GGUFs: exact scripted outputs, batch invariance, context policy."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from compat.params import GenerationParams, SamplingParams
+from server.engine.engine import Engine, _Batch
+from server.engine.types import Failed, Finished, GenerateRequest
+from server.errors import EngineFailed, PromptTooLong
+from tests.engine.conftest import Run, greedy, submit
+from tests.gguf_models import EOS, IM_END, SCRIPTED_CASES
+
+PROMPTS = [
+    "The quick brown fox",
+    "Hello world, the lazy dog",
+    "a",
+    "in the dog of an",
+    "The The The quick",
+    "jumps over the lazy dog and the fox",
+    "hello",
+    "to and in on",
+]
+
+
+def _completion_tokens(case) -> int:
+    ends_on_eog = case.finish == "stop" and case.tokens and case.tokens[-1] in (EOS, IM_END)
+    return len(case.tokens) - (1 if ends_on_eog else 0)
+
+
+@pytest.mark.parametrize("model", ["spm-scripted", "bpe-scripted"])
+def test_scripted_cases_exact_under_concurrency(model, gguf_path, make_engine):
+    engine = make_engine(gguf_path(model), n_slots=4)
+    # All cases at once: more requests than slots, so some wait in the queue.
+    runs = {
+        name: submit(engine, case.prompt, greedy(case.max_tokens, case.stop))
+        for name, case in SCRIPTED_CASES.items()
+    }
+    for name, case in SCRIPTED_CASES.items():
+        run = runs[name].wait()
+        assert isinstance(run.end, Finished), (name, run.end)
+        assert run.text == case.text, name
+        assert run.end.reason == case.finish, name
+        if not case.stop:
+            assert run.end.usage.completion_tokens == _completion_tokens(case), name
+
+
+def test_control_tokens_never_leak_and_utf8_arrives_whole(gguf_path, make_engine):
+    engine = make_engine(gguf_path("spm-scripted"), n_slots=2)
+    hidden = submit(engine, "special", greedy(16)).wait()
+    assert hidden.text == " after" and "<|im_start|>" not in hidden.text
+    eog = submit(engine, "Hello", greedy(16)).wait()
+    assert eog.text == " world!" and eog.end.reason == "stop"
+    utf8 = submit(engine, "unicode", greedy(32)).wait()
+    assert utf8.text == " café 中文🦙"
+    # Every delta is valid text on its own: no replacement characters from split bytes.
+    assert all("\ufffd" not in d for d in utf8.deltas)
+    assert "中文🦙" in utf8.deltas[-1] or any("🦙" in d for d in utf8.deltas)
+
+
+def test_stop_string_split_across_tokens_is_held_back_while_streaming(gguf_path, make_engine):
+    engine = make_engine(gguf_path("bpe-scripted"), n_slots=2)
+    run = submit(engine, "ask", greedy(32, stop=["### Human:"])).wait()
+    assert run.text == " Sure thing"
+    assert all("#" not in d for d in run.deltas), run.deltas
+    assert run.end.reason == "stop"
+
+
+def test_max_tokens_absent_runs_to_the_end_of_generation(gguf_path, make_engine):
+    engine = make_engine(gguf_path("spm-scripted"))
+    run = submit(engine, "one", greedy(None)).wait()
+    assert run.text == " two three four five" and run.end.reason == "stop"
+
+
+def test_length_when_budget_runs_out(gguf_path, make_engine):
+    engine = make_engine(gguf_path("spm-scripted"))
+    run = submit(engine, "The", greedy(5)).wait()
+    assert run.end.reason == "length"
+    assert run.end.usage.completion_tokens == 5
+    assert run.text == " quick brown fox jumps over"
+
+
+def _alone_then_together(engine: Engine, params: GenerationParams) -> tuple[dict, dict]:
+    alone = {p: submit(engine, p, params).wait() for p in PROMPTS}
+    together_runs = {p: submit(engine, p, params) for p in PROMPTS}
+    together = {p: r.wait() for p, r in together_runs.items()}
+    return alone, together
+
+
+@pytest.mark.parametrize("unified", [True, False])
+def test_concurrent_greedy_equals_alone(unified, gguf_path, make_engine):
+    engine = make_engine(gguf_path("spm-random"), n_slots=8, kv_unified=unified, n_ctx=1024)
+    alone, together = _alone_then_together(engine, greedy(24, ignore_eos=True))
+    for p in PROMPTS:
+        assert together[p].text == alone[p].text, p
+        assert together[p].end.usage.completion_tokens == 24
+
+
+def test_seeded_sampling_is_reproducible_under_load(gguf_path, make_engine):
+    engine = make_engine(gguf_path("bpe-random"), n_slots=4)
+    params = GenerationParams(SamplingParams(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=42, ignore_eos=True), 20)
+    alone = submit(engine, "The quick brown fox", params).wait()
+    noise = [submit(engine, p, greedy(30, ignore_eos=True)) for p in PROMPTS[1:4]]
+    loaded = submit(engine, "The quick brown fox", params).wait()
+    for r in noise:
+        r.wait()
+    assert loaded.text == alone.text
+    other_seed = GenerationParams(SamplingParams(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=7, ignore_eos=True), 20)
+    assert submit(engine, "The quick brown fox", other_seed).wait().text != alone.text
+
+
+def test_long_prompt_arriving_mid_decode_does_not_change_others(gguf_path, make_engine):
+    engine = make_engine(gguf_path("spm-random"), n_slots=4, n_ctx=2048, n_batch=64)
+    params = greedy(40, ignore_eos=True)
+    alone = {p: submit(engine, p, params).wait().text for p in PROMPTS[:3]}
+    runs = {p: submit(engine, p, params) for p in PROMPTS[:3]}
+    time.sleep(0.02)
+    long_prompt = " ".join(["the quick brown fox jumps over the lazy dog"] * 60)
+    long_run = submit(engine, long_prompt, greedy(4, ignore_eos=True))
+    for p, r in runs.items():
+        assert r.wait().text == alone[p], p
+    assert long_run.wait().end.reason == "length"
+
+
+def test_cancel_frees_the_slot(gguf_path, make_engine):
+    engine = make_engine(gguf_path("spm-scripted"), n_slots=1, n_ctx=2048)
+    looping = Run()
+    rid = None
+
+    def sink(ev):
+        looping.sink(ev)
+        if len(looping.deltas) == 3:
+            engine.cancel(rid)  # like a client that disconnects mid-stream
+
+    rid = engine.submit(GenerateRequest("The", greedy(None)), sink)  # loops until the context is full
+    # The single slot is taken: this one waits in the queue until the first is cancelled.
+    waiting = submit(engine, "one", greedy(None))
+    looping.wait()
+    assert looping.end.reason == "cancelled"
+    assert looping.end.usage.completion_tokens < 20
+    assert waiting.wait().text == " two three four five"
+    stats = engine.stats().result()
+    assert all(s["state"] == "idle" for s in stats["slots"]) and stats["waiting"] == 0
+
+
+def test_prefix_reuse_shows_in_usage(gguf_path, make_engine):
+    engine = make_engine(gguf_path("spm-random"), n_slots=2)
+    prompt = "The quick brown fox jumps over the lazy dog and the fox"
+    first = submit(engine, prompt, greedy(4, ignore_eos=True)).wait()
+    second = submit(engine, prompt + " and the dog", greedy(4, ignore_eos=True)).wait()
+    assert first.end.usage.cached_tokens == 0
+    assert second.end.usage.cached_tokens >= first.end.usage.prompt_tokens - 1
+    # Same output as computing it from scratch on a fresh engine.
+    fresh = make_engine(gguf_path("spm-random"), n_slots=2)
+    assert submit(fresh, prompt + " and the dog", greedy(4, ignore_eos=True)).wait().text == second.text
+
+
+def test_one_request_may_use_the_whole_unified_context(gguf_path, make_engine):
+    engine = make_engine(gguf_path("spm-random"), n_slots=8, n_ctx=1024)
+    long = submit(engine, "The", greedy(None, ignore_eos=True))
+    shorts = []
+    while not long.done.is_set():
+        shorts.append(submit(engine, "hello", greedy(8, ignore_eos=True)).wait())
+        if len(shorts) > 200:
+            break
+    long.wait()
+    usage = long.end.usage
+    assert long.end.reason == "length"
+    assert usage.prompt_tokens + usage.completion_tokens >= 1000
+    assert all(s.end.reason == "length" and s.end.usage.completion_tokens == 8 for s in shorts)
+
+
+def test_split_cache_limits_each_request_to_its_share(gguf_path, make_engine):
+    # LocalAI's split: 2048 cells for 8 slots is 256 per request (llama.cpp pads shares to 256).
+    engine = make_engine(gguf_path("spm-random"), n_slots=8, n_ctx=2048, kv_unified=False)
+    assert engine.info.n_ctx_seq == 256
+    run = submit(engine, "The", greedy(None, ignore_eos=True)).wait()
+    assert run.end.reason == "length"
+    assert run.end.usage.prompt_tokens + run.end.usage.completion_tokens == 256
+
+
+def test_full_shared_cache_ends_the_longest_generation_only(gguf_path, make_engine):
+    engine = make_engine(gguf_path("spm-random"), n_slots=2, n_ctx=256)
+    a = submit(engine, "The", greedy(None, ignore_eos=True))
+    time.sleep(0.05)
+    b = submit(engine, "hello", greedy(60, ignore_eos=True))
+    a.wait()
+    b.wait()
+    assert a.end.reason == "length"
+    # b asked for 60 tokens and gets all of them: a gave way, not b.
+    assert b.end.reason == "length" and b.end.usage.completion_tokens == 60
+    assert a.end.usage.prompt_tokens + a.end.usage.completion_tokens <= 256
+
+
+def test_prompt_too_long_is_an_error_with_counts(gguf_path, make_engine):
+    engine = make_engine(gguf_path("spm-random"), n_ctx=256)
+    run = submit(engine, "the " * 400, greedy(4)).wait()
+    assert isinstance(run.end, Failed) and isinstance(run.end.error, PromptTooLong)
+    assert run.end.error.n_ctx == 256 and run.end.error.n_prompt > 256
+
+
+def test_embeddings_are_pooled_and_normalized(gguf_path, make_engine):
+    engine = make_engine(gguf_path("spm-random"), embeddings=True)
+    a, b, a2 = engine.embed(["the quick brown fox", "hello world", "the quick brown fox"]).result()
+    assert abs(sum(x * x for x in a) - 1.0) < 1e-4
+    assert a == pytest.approx(a2, abs=1e-5)
+    assert a != pytest.approx(b, abs=1e-3)
+
+
+def test_embeddings_refused_without_config_flag(gguf_path, make_engine):
+    engine = make_engine(gguf_path("spm-random"))
+    with pytest.raises(Exception, match="embeddings"):
+        engine.embed(["x"]).result()
+
+
+def test_batch_rows_are_checked_before_llama_cpp(gguf_path, make_engine):
+    engine = make_engine(gguf_path("spm-random"), n_slots=2)
+    batch = _Batch(capacity=2, n_seq=2, n_vocab=engine.info.n_vocab)
+    try:
+        with pytest.raises(EngineFailed, match="sequence id"):
+            batch.add(1, 0, 5, True)
+        with pytest.raises(EngineFailed, match="vocabulary"):
+            batch.add(engine.info.n_vocab, 0, 0, True)
+        batch.add(1, 0, 0, False)
+        batch.add(1, 1, 0, True)
+        with pytest.raises(EngineFailed, match="overflow"):
+            batch.add(1, 2, 0, True)
+    finally:
+        batch.free()
+    # The engine is unharmed.
+    assert submit(engine, "hello", greedy(3, ignore_eos=True)).wait().end.usage.completion_tokens == 3
+
+
+def test_bad_prompt_tokens_fail_only_that_request(gguf_path, make_engine):
+    engine = make_engine(gguf_path("spm-random"))
+    bad = submit(engine, [1, 999999], greedy(3)).wait()
+    assert isinstance(bad.end, Failed) and "vocabulary" in bad.end.error.message
+    assert submit(engine, "hello", greedy(3, ignore_eos=True)).wait().end.reason == "length"

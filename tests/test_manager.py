@@ -1,0 +1,128 @@
+"""Model manager: load on demand, swaps under single-active, failed loads release the lock."""
+from __future__ import annotations
+
+import asyncio
+import shutil
+
+import pytest
+
+from compat.config import load_configs
+from compat.params import GenerationParams, SamplingParams
+from server.engine.types import Failed, Finished, GenerateRequest, TextDelta
+from server.errors import ModelLoadFailed, ModelNotFound
+from server.manager import ManagerPolicy, ModelManager
+
+CONFIG = """
+- name: alpha
+  context_size: 512
+  threads: 2
+  parameters:
+    model: spm-scripted.gguf
+- name: beta
+  context_size: 512
+  threads: 2
+  parameters:
+    model: bpe-scripted.gguf
+- name: broken
+  parameters:
+    model: broken.gguf
+"""
+
+
+@pytest.fixture
+def models_dir(tmp_path, gguf_path):
+    for name in ("spm-scripted", "bpe-scripted"):
+        shutil.copy(gguf_path(name), tmp_path / f"{name}.gguf")
+    (tmp_path / "broken.gguf").write_bytes(b"GGUF" + b"\x00" * 32)
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    return tmp_path
+
+
+def manager_for(models_dir, **policy) -> ModelManager:
+    configs = load_configs(models_dir / "config.yaml", models_dir, strict=False)
+    return ModelManager(configs, models_dir, ManagerPolicy(**policy))
+
+
+async def ask(manager: ModelManager, model: str, prompt: str = "one") -> tuple[str, object]:
+    async with manager.acquire(model) as handle:
+        text, end = "", None
+        req = GenerateRequest(prompt, GenerationParams(SamplingParams(temperature=0), max_tokens=16))
+        async for ev in handle.generate(req):
+            if isinstance(ev, TextDelta):
+                text += ev.text
+            else:
+                end = ev
+        return text, end
+
+
+@pytest.mark.parametrize("isolation", ["process", "thread"])
+def test_concurrent_requests_to_two_models_with_single_active_backend(models_dir, isolation):
+    async def main():
+        mgr = manager_for(models_dir, max_active=1, isolation=isolation)
+        try:
+            jobs = [ask(mgr, m) for m in ("alpha", "beta", "alpha", "beta", "alpha", "beta")]
+            results = await asyncio.gather(*jobs)
+            assert len(mgr.loaded()) == 1
+            return results
+        finally:
+            await mgr.aclose()
+
+    for text, end in asyncio.run(main()):
+        assert isinstance(end, Finished), end
+        assert text == " two three four five"
+
+
+def test_several_models_resident_without_limit(models_dir):
+    async def main():
+        mgr = manager_for(models_dir, isolation="thread")
+        try:
+            await asyncio.gather(ask(mgr, "alpha"), ask(mgr, "beta"))
+            return sorted(mgr.loaded())
+        finally:
+            await mgr.aclose()
+
+    assert asyncio.run(main()) == ["alpha", "beta"]
+
+
+def test_failed_load_reports_reason_and_does_not_block_others(models_dir):
+    async def main():
+        mgr = manager_for(models_dir, max_active=1)
+        try:
+            with pytest.raises(ModelLoadFailed) as info:
+                await ask(mgr, "broken")
+            # The swap lock was released: the next model loads and answers.
+            text, end = await ask(mgr, "alpha")
+            return info.value, text
+        finally:
+            await mgr.aclose()
+
+    err, text = asyncio.run(main())
+    assert "broken" in err.message and len(err.reason) > 10
+    assert text == " two three four five"
+
+
+def test_unknown_model_is_404_with_localai_message(models_dir):
+    mgr = manager_for(models_dir)
+    with pytest.raises(ModelNotFound) as info:
+        mgr.config_for("nope")
+    assert info.value.status == 404 and "GET /v1/models" in info.value.message
+
+
+def test_dead_worker_is_reloaded_on_next_request(models_dir):
+    import os
+    import signal
+
+    async def main():
+        mgr = manager_for(models_dir)
+        try:
+            await ask(mgr, "alpha")
+            pid = mgr._handles["alpha"].engine.pid
+            os.kill(pid, signal.SIGKILL)
+            await asyncio.sleep(0.5)
+            text, end = await ask(mgr, "alpha")
+            return pid, mgr._handles["alpha"].engine.pid, text
+        finally:
+            await mgr.aclose()
+
+    old, new, text = asyncio.run(main())
+    assert old != new and text == " two three four five"

@@ -1,0 +1,361 @@
+"""Dev-only: render template cases with real Go (py-go-template wheel) and write tests/gotemplate/goldens.json.
+
+Not run in CI and not imported by tests. The wheel bundles Go 1.20 text/template + sprig (+ helmfile
+functions) and exits the process on a template error, so each case runs in its own subprocess.
+The oracle executes with missingkey=error and helmfile's `get`, so cases here avoid missing map keys
+(use `index` or JSON null instead) and helmfile-shadowed functions; tests cover those by hand.
+
+Usage: /work/main/.venv/bin/python tools/gen_gotemplate_goldens.py
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "tests" / "gotemplate" / "goldens.json"
+TEMPLATE_NAME = "prompt"  # the oracle names the template after its file, as LocalAI names it "prompt"
+
+_CHILD = r"""
+import sys, json
+from pathlib import Path
+from go_template import render
+out = render(Path(sys.argv[1]), json.loads(sys.argv[2]))
+sys.stdout.buffer.write(b"\x00OK\x00" + out)
+"""
+
+_PREFIXES = ("render template failed: ", "parse template failed: ")
+
+D = {
+    "s": "hello", "e": "", "n": None, "t": True, "f": False, "i": 3, "z": 0, "fl": 1.5,
+    "big": 1234567, "l": ["a", "b", "c"], "nl": [1, 2, 3], "el": [], "m": {"b": 2, "a": 1, "c": "x"},
+    "em": {}, "u": "héllo wörld", "html": "<a href='x'>&\"</a>", "ws": "  \t padded \n ",
+    "nested": {"inner": {"v": "deep"}, "list": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
+    "json": {"name": "f", "description": "d <b> & c", "parameters": {"type": "object", "properties": {"x": {"type": "string"}, "a": {"type": "integer"}}}},
+    "mixed": [1, "two", None, True, 2.5],
+}
+
+# (name, template, data); data None means the shared dict D.
+CASES: list[tuple[str, str, dict | None]] = [
+    # --- text, fields, trimming
+    ("text_only", "plain text\nline2", None),
+    ("field", "{{.s}}", None),
+    ("field_nested", "{{.nested.inner.v}}", None),
+    ("field_null_prints_no_value", "{{.n}}", None),
+    ("field_of_null_errors", "{{.n.x}}", None),
+    ("field_on_string_errors", "{{.s.x}}", None),
+    ("field_on_int_errors", "{{.i.x}}", None),
+    ("dot", "{{.s}}|{{with .nested.inner}}{{.}}{{end}}", None),
+    ("trim_left", "a  \n\t {{- .s}}", None),
+    ("trim_right", "{{.s -}}  \n\t b", None),
+    ("trim_both", "x \n {{- .s -}} \n y", None),
+    ("trim_only_template_text", "{{.ws -}}|", None),
+    ("minus_number", "{{-3}}", None),
+    ("minus_number_trim", "a {{- -3}}", None),
+    ("minus_dot_field_is_parse_error", "{{-.Input}}", None),
+    ("trim_newline_inside_action", "a\n{{-\n.s\n-}}\nb", None),
+    ("comment", "a{{/* c */}}b", None),
+    ("comment_trim", "a {{- /* c */ -}} b", None),
+    ("comment_bad_close", "{{/* c */ .s}}", None),
+    ("comment_unclosed", "{{/* c", None),
+    ("multiline_action", "{{if\n.t}}yes{{\nend}}", None),
+    # --- literals
+    ("lit_string_escapes", '{{"a\\tb\\n\\u00e9\\x41"}}', None),
+    ("lit_raw_string", "{{`a\\nb`}}", None),
+    ("lit_rune", "{{'a'}} {{'\\n'}}", None),
+    ("lit_ints", "{{0x1F}} {{0o17}} {{017}} {{0b101}} {{1_000}}", None),
+    ("lit_floats", "{{1.5}} {{1e6}} {{1.0}} {{2.50}} {{1e-5}} {{123456.7}} {{100000.0}}", None),
+    ("lit_bool_nil_print", "{{true}} {{false}} {{print nil}}", None),
+    ("nil_is_not_a_command", "{{nil}}", None),
+    ("big_json_number", "{{.big}} {{.i}} {{.fl}}", None),
+    ("bad_number", "{{3x}}", None),
+    ("unterminated_string", '{{"abc}}', None),
+    # --- if / else
+    ("if_true", "{{if .t}}y{{end}}", None),
+    ("if_else", "{{if .f}}y{{else}}n{{end}}", None),
+    ("if_else_if", "{{if .f}}a{{else if .z}}b{{else if .s}}c{{else}}d{{end}}", None),
+    ("truthiness", "{{if .e}}1{{end}}{{if .z}}2{{end}}{{if .el}}3{{end}}{{if .em}}4{{end}}{{if .n}}5{{end}}{{if .l}}6{{end}}{{if .m}}7{{end}}{{if 0.0}}8{{end}}", None),
+    ("if_missing_value", "{{if}}x{{end}}", None),
+    ("if_unclosed", "{{if .t}}x", None),
+    ("unexpected_end", "x{{end}}", None),
+    ("unexpected_else", "x{{else}}", None),
+    ("else_extra", "{{if .t}}a{{else}}b{{else}}c{{end}}", None),
+    # --- range
+    ("range_list", "{{range .l}}[{{.}}]{{end}}", None),
+    ("range_index_elem", "{{range $i, $e := .l}}{{$i}}={{$e}};{{end}}", None),
+    ("range_elem_only", "{{range $e := .l}}{{$e}}{{end}}", None),
+    ("range_map_sorted", "{{range $k, $v := .m}}{{$k}}={{$v}};{{end}}", None),
+    ("range_map_values", "{{range .m}}{{.}};{{end}}", None),
+    ("range_else_empty", "{{range .el}}x{{else}}empty{{end}}", None),
+    ("range_null", "{{range .n}}x{{else}}none{{end}}", None),
+    ("range_string_errors", "{{range .s}}x{{end}}", None),
+    ("range_float_errors", "{{range .i}}x{{end}}", None),
+    ("range_break", "{{range .nl}}{{if eq . 2.0}}{{break}}{{end}}{{.}}{{end}}", None),
+    ("range_continue", "{{range .nl}}{{if eq . 2.0}}{{continue}}{{end}}{{.}}{{end}}", None),
+    ("break_outside_range", "{{break}}", None),
+    ("range_dot_elements_field", "{{range .nested.list}}{{.role}}: {{.content}}\n{{end}}", None),
+    ("range_index_expr", '{{range $key, $val := (index .json.parameters "properties")}}{{$key}}:{{$val.type}} {{end}}', None),
+    ("range_nested_dollar", "{{range .l}}{{$.s}}-{{.}} {{end}}", None),
+    ("range_vars_scoped", "{{range $i, $e := .l}}{{end}}{{$i}}", None),
+    ("range_too_many_vars", "{{range $a, $b, $c := .l}}{{end}}", None),
+    ("range_elem_field_on_string", "{{range .l}}{{.x}}{{end}}", None),
+    ("range_mixed_print", "{{range .mixed}}{{.}},{{end}}", None),
+    # --- with
+    ("with_value", "{{with .s}}<{{.}}>{{end}}", None),
+    ("with_empty_else", "{{with .e}}x{{else}}empty{{end}}", None),
+    ("with_decl", "{{with $x := .nested.inner}}{{$x.v}}{{end}}", None),
+    ("with_field_on_string", "{{with .s}}{{.x}}{{end}}", None),
+    # --- variables
+    ("var_declare", "{{$x := .s}}{{$x}}", None),
+    ("var_assign_persists", "{{$x := 1}}{{if .t}}{{$x = 2}}{{end}}{{$x}}", None),
+    ("var_declare_scoped", "{{if .t}}{{$y := 1}}{{end}}{{$y}}", None),
+    ("var_undefined", "{{$nope}}", None),
+    ("var_accumulate", '{{$tools := ""}}{{range .l}}{{$tools = print $tools . " "}}{{end}}[{{$tools}}]', None),
+    ("var_dollar_root", "{{with .nested}}{{$.s}}{{end}}", None),
+    ("var_field_chain", "{{$m := .nested}}{{$m.inner.v}}", None),
+    ("var_shadow", "{{$x := 1}}{{with .s}}{{$x := 2}}{{$x}}{{end}}{{$x}}", None),
+    ("var_decl_prints_nothing", "{{$x := .s}}", None),
+    # --- pipelines
+    ("pipe_last_arg", '{{.s | printf "%s!"}}', None),
+    ("pipe_chain", '{{.s | upper | printf "<%s>"}}', None),
+    ("pipe_paren", '{{(index .nested.list 1).role}}', None),
+    ("pipe_non_function_args", "{{.s 1}}", None),
+    ("pipe_nonexec_stage", "{{.s | 3}}", None),
+    ("func_undefined", "{{nosuch 1}}", None),
+    ("func_niladic_arg", "{{print (list)}}", None),
+    ("paren_nested", "{{print (print (print 1 2))}}", None),
+    ("chain_on_literal_error", '{{"a".x}}', None),
+    # --- and / or / not
+    ("and_operands", '{{and "a" "b"}}|{{and "" "b"}}|{{and 1 0 2}}|{{and .f "x"}}', None),
+    ("or_operands", '{{or "" 0}}|{{or "" "b"}}|{{or .z .e .s}}', None),
+    ("and_short_circuit", "{{and .f (index .l 10)}}", None),
+    ("or_short_circuit", "{{or .t (index .l 10)}}", None),
+    ("not_values", "{{not .e}} {{not .s}} {{not .n}} {{not .el}}", None),
+    # --- comparisons
+    ("eq_strings", '{{eq .s "hello"}} {{eq .s "x"}}', None),
+    ("eq_multi", '{{eq .s "a" "hello" "b"}} {{eq .s "a" "b"}}', None),
+    ("eq_int_float_error", "{{eq 1 1.0}}", None),
+    ("eq_json_number_vs_int_error", "{{eq .i 3}}", None),
+    ("eq_json_number_float", "{{eq .i 3.0}}", None),
+    ("eq_string_int_error", '{{eq "1" 1}}', None),
+    ("eq_null", '{{eq .n "x"}} {{eq .n nil}}', None),
+    ("eq_index_missing", '{{eq (index .m "zz") "x"}}', None),
+    ("eq_lists_error", "{{eq .l .l}}", None),
+    ("eq_bools", "{{eq .t true}} {{eq .f true}}", None),
+    ("eq_no_args", "{{eq .s}}", None),
+    ("ne_lt_gt", '{{ne 1 2}} {{lt 1 2}} {{le 2 2}} {{gt "b" "a"}} {{ge 1.5 2.5}}', None),
+    ("lt_mismatch_error", '{{lt 1 "a"}}', None),
+    ("lt_null_error", "{{lt .n 1}}", None),
+    ("lt_bool_error", "{{lt true false}}", None),
+    # --- len / index / slice
+    ("len_bytes", '{{len "héllo"}} {{len .l}} {{len .m}} {{len .em}}', None),
+    ("len_int_error", "{{len 3}}", None),
+    ("len_null_error", "{{len .n}}", None),
+    ("index_list", "{{index .l 1}} {{index .nested.list 0 \"role\"}}", None),
+    ("index_map_missing", '{{index .m "zz"}}|{{index .m "a"}}', None),
+    ("index_out_of_range", "{{index .l 5}}", None),
+    ("index_len_edge", "{{index .l 3}}", None),
+    ("index_string_byte", '{{index "abc" 1}}', None),
+    ("index_float_index_error", "{{index .l 1.0}}", None),
+    ("index_json_number_error", "{{index .l .i}}", None),
+    ("index_null_error", "{{index .n 1}}", None),
+    ("index_int_error", "{{index 3 1}}", None),
+    ("index_map_int_key_error", "{{index .m 1}}", None),
+    ("index_no_indexes", "{{index .s}}", None),
+    ("sprig_slice_list", "{{slice .l 1}} {{slice .l 0 2}} {{slice .l}}", None),
+    ("sprig_slice_string_error", '{{slice "abc" 1}}', None),
+    # --- print family
+    ("print_spacing", '{{print "a" 1 2 "b"}}|{{print 1 2}}|{{print "a" "b"}}|{{print .t .f}}', None),
+    ("print_composites", "{{print .l}} {{print .m}} {{print .mixed}} {{print .el}} {{print .em}}", None),
+    ("print_value_forms", "{{.l}} {{.m}} {{.nested.list}}", None),
+    ("println", '{{println "a" 1 "b"}}', None),
+    ("print_null", "{{print .n}}|{{print .n .n}}", None),
+    ("print_floats", "{{print 1e21 1e20 0.000001 0.0000001 -2.5 3.0}}", None),
+    ("printf_basic", '{{printf "%s-%d-%v-%t" "a" 5 .l true}}', None),
+    ("printf_width_prec", '{{printf "[%5s][%-5s][%05d][%.2f][%8.3f][%-8.2f][%x][%X][%o][%b]" "ab" "ab" 42 3.14159 2.5 2.5 255 255 8 5}}', None),
+    ("printf_q", '{{printf "%q %q %q" "a\\"b\\n" 65 "é"}}', None),
+    ("printf_c_U", '{{printf "%c %U %#U" 65 233 233}}', None),
+    ("printf_e_g", '{{printf "%e %E %g %G %.3e %.3g %g" 123456.789 0.000123 1e6 1e-7 1234.5678 1234.5678 100000.0}}', None),
+    ("printf_plus_space", '{{printf "%+d % d %+.1f %x" 5 5 2.0 "hi"}}', None),
+    ("printf_wrong_type", '{{printf "%d" "hi"}}', None),
+    ("printf_missing", '{{printf "%s %s" "a"}}', None),
+    ("printf_extra", '{{printf "%s" "a" 5 "x"}}', None),
+    ("printf_nil", '{{printf "%s|%v|%d" .n .n .n}}', None),
+    ("printf_T", '{{printf "%T %T %T %T %T %T %T" .s .i .t .l .m .n 3}}', None),
+    ("printf_percent", '{{printf "100%%"}}', None),
+    ("printf_json_float_d", '{{printf "%d" .i}}', None),
+    ("printf_v_floats", '{{printf "%v %v %v" .big .fl 1e21}}', None),
+    ("printf_star", '{{printf "[%*d][%-*d]" 5 1 4 2}}', None),
+    ("printf_argindex", '{{printf "%[2]s %[1]s" "a" "b"}}', None),
+    ("printf_noverb", '{{printf "abc%"}}', None),
+    ("printf_list_verbs", '{{printf "%d %s %q" .nl .l .l}}', None),
+    ("printf_bad_format_type", "{{printf 3}}", None),
+    ("printf_sharp", '{{printf "%#x %#o %#q" 255 8 "ab"}}', None),
+    ("printf_zero_str", '{{printf "%05s|%-05d|%6.2s" "ab" 3 "abcdef"}}', None),
+    ("printf_inf", '{{printf "%f %v" (float64 "inf") (float64 "-inf")}}', None),
+    # --- html / js / urlquery
+    ("html_escape", "{{html .html}}", None),
+    ("html_multi", '{{html "a" 1 "<"}}', None),
+    ("html_null", "{{html .n}}", None),
+    ("js_escape", '{{js .html}} {{js "a\\nb\\t=\\\\x`y"}}', None),
+    ("urlquery", '{{urlquery "a b&c=d/é?"}}', None),
+    # --- define / template / block
+    ("define_template", '{{define "T"}}<{{.}}>{{end}}{{template "T" .s}}{{template "T" .i}}', None),
+    ("template_no_pipe", '{{define "T"}}[{{.}}]{{end}}{{template "T"}}', None),
+    ("template_dollar_rebound", '{{define "T"}}{{$}}{{end}}{{template "T" .s}}', None),
+    ("template_undefined", '{{template "nope"}}', None),
+    ("block_default", '{{block "B" .s}}<{{.}}>{{end}}!', None),
+    ("define_redefine_error", '{{define "T"}}a{{end}}{{define "T"}}b{{end}}', None),
+    ("template_error_inside", '{{define "T"}}{{.x.y}}{{end}}{{template "T" .s}}', None),
+    ("define_bad_name", "{{define T}}{{end}}", None),
+    # --- sprig: json
+    ("toJson_map", "{{toJson .m}}", None),
+    ("toJson_escapes", '{{toJson .html}} {{toJson "\\u2028\\u2029"}}', None),
+    ("toJson_nested", "{{toJson .json}}", None),
+    ("toJson_numbers", "{{toJson .big}} {{toJson .fl}} {{toJson 1e21}} {{toJson 1e20}} {{toJson 0.0000001}} {{toJson 0.000001}} {{toJson 3}}", None),
+    ("toJson_scalars", "{{toJson .n}} {{toJson .t}} {{toJson .s}} {{toJson .el}} {{toJson .em}} {{toJson .u}}", None),
+    ("toJson_control", '{{toJson "a\\tb\\nc\\rd\\u0001e"}}', None),
+    ("toPrettyJson", "{{toPrettyJson .json}}|{{toPrettyJson .el}}|{{toPrettyJson .em}}", None),
+    ("toRawJson", "{{toRawJson .html}} {{toRawJson .m}}", None),
+    ("toJson_functions_loop", '{{range .fns}}{{toJson .}}\n{{end}}', {"fns": [{"name": "a", "description": "x<y", "parameters": {"b": 1, "a": [1, 2]}}]}),
+    # --- sprig: strings
+    ("trim_family", '[{{trim .ws}}][{{trimAll "xy" "xyaxbyx"}}][{{trimPrefix "he" .s}}][{{trimSuffix "lo" .s}}][{{trimPrefix "zz" .s}}]', None),
+    ("trim_unicode_space", '[{{trim "\\u00a0\\u2003 x \\u3000"}}]', None),
+    ("upper_lower_title", '{{upper "straße héllo"}} {{lower "ÀB"}} {{title "hello wORLD a-b c_d"}}', None),
+    ("contains_prefix_suffix", '{{contains "ell" .s}} {{hasPrefix "he" .s}} {{hasSuffix "lo" .s}} {{contains "z" .s}}', None),
+    ("replace", '{{replace "l" "L" .s}} {{replace "" "-" "abc"}}', None),
+    ("split_join", '{{$p := split "," "a,b,c"}}{{$p._0}}{{$p._2}} {{join "-" (splitList "," "a,b,c")}} {{join "," .mixed}}', None),
+    ("splitList_empty_sep", '{{splitList "" "héy"}}', None),
+    ("quote_squote", '{{quote "a\\"b" 1 .n}} {{squote "a" 2}}', None),
+    ("repeat_substr_trunc", '{{repeat 3 "ab"}} {{substr 1 3 "hello"}} {{substr 0 2 "héllo"}} {{trunc 3 "hello"}} {{trunc -2 "hello"}} {{substr -1 2 "hello"}} {{substr 2 -1 "hello"}}', None),
+    ("substr_out_of_range", '{{substr 4 2 "hello"}}', None),
+    ("nospace", '{{nospace "a b\\tc\\nd"}} {{nospace "héllo wörld"}} {{nospace "nospace"}}', None),
+    ("indent_nindent", '{{indent 2 "a\\nb"}}|{{nindent 2 "a\\nb"}}', None),
+    ("b64", '{{b64enc "héllo"}} {{b64dec "aGk="}} {{b64dec "!!"}}', None),
+    ("toString_atoi_int_float", '{{toString 3}} {{toString .fl}} {{toString .n}} {{atoi "42"}} {{atoi "x"}} {{int "7"}} {{int .fl}} {{float64 "2.5"}} {{int 3.9}}', None),
+    ("default_empty", '{{default "d" .e}} {{default "d" .s}} {{default "d" .n}} {{default 5 .z}} {{empty .e}} {{empty .s}} {{empty .el}} {{empty .n}}', None),
+    ("ternary_coalesce", '{{ternary "y" "n" .t}} {{ternary "y" "n" false}} {{coalesce .e .z .s}} {{coalesce .e}}', None),
+    ("upper_wrong_type", "{{upper 3}}", None),
+    ("upper_null_error", "{{upper .n}}", None),
+    ("upper_index_missing_error", '{{upper (index .m "zz")}}', None),
+    ("upper_json_number_error", "{{upper .i}}", None),
+    ("regex", '{{regexMatch "^h.l+o$" .s}} {{regexFind "[0-9]+" "ab123cd45"}} {{regexReplaceAll "(l+)" .s "<$1>"}} {{regexReplaceAll "a(x*)b" "-ab-axxb-" "${1}W"}}', None),
+    ("regex_bad_pattern", '{{regexMatch "(" "x"}}', None),
+    ("regex_find_bad_pattern", '{{regexFind "(" "x"}}', None),
+    # --- sprig: math
+    ("math_basic", "{{add 1 2 3}} {{add1 .i}} {{sub 5 7}} {{mul 2 3 4}} {{div 7 2}} {{div -7 2}} {{mod 7 3}} {{mod -7 3}} {{max 1 5 3}} {{min 4 2 8}}", None),
+    ("math_json_floats", "{{add .i .fl}} {{add1 .fl}} {{mul .fl 2}}", None),
+    ("math_strings", '{{add "3" "4"}} {{add "x" 1}} {{add1 "0x10"}}', None),
+    ("div_by_zero", "{{div 1 0}}", None),
+    ("add1_in_loop", "{{range $i, $e := .l}}{{add1 $i}}{{end}}", None),
+    # --- sprig: lists & dicts
+    ("list_dict", '{{list 1 "a" .n}} {{dict "b" 1 "a" 2}} {{dict "k"}}', None),
+    ("dict_field_access", '{{$d := dict "x" "y"}}{{$d.x}}', None),
+    ("set_hasKey", '{{$d := dict "a" 1}}{{$_ := set $d "b" 2}}{{hasKey $d "b"}} {{hasKey $d "z"}} {{toJson $d}}', None),
+    ("keys_sorted", "{{keys .m | sortAlpha}}", None),
+    ("first_last_rest_initial", "{{first .l}} {{last .l}} {{rest .l}} {{initial .l}} {{first .el}}", None),
+    ("first_on_string_error", '{{first "abc"}}', None),
+    ("append_uniq_has", '{{append .l "d"}} {{uniq (list 1 1 2 "a" "a")}} {{has "b" .l}} {{has "z" .l}} {{has 1 .nl}}', None),
+    ("has_wrong_type", '{{has "a" "abc"}}', None),
+    # --- arg type errors & counts
+    ("wrong_arg_count", '{{upper "a" "b"}}', None),
+    ("wrong_arg_count_variadic", "{{index}}", None),
+    ("int_param_with_string", '{{repeat "x" "y"}}', None),
+    ("int_param_with_json_number", "{{repeat .i \"y\"}}", None),
+    ("bool_param_with_string", '{{ternary 1 2 "yes"}}', None),
+    ("string_param_nil", "{{upper nil}}", None),
+    ("context_truncated", "{{printf \"%d\" \"a very long string here\" | len | upper}}", None),
+    # --- parse errors
+    ("parse_unclosed_action", "{{.s", None),
+    ("parse_unclosed_paren", "{{(.s}}", None),
+    ("parse_unexpected_rparen", "{{.s)}}", None),
+    ("parse_bad_char", "{{.s#}}", None),
+    ("parse_empty_pipe", "{{}}", None),
+    ("parse_unexpected_operand", '{{.s "x"}}{{$x := }}', None),
+    ("parse_missing_end_line", "line1\nline2\n{{if .t}}\nx", None),
+    ("parse_error_line", "a\nb\n{{.s | }}", None),
+    ("parse_else_if_chain_unclosed", "{{if .t}}{{else if .f}}", None),
+    ("parse_continue_outside", "{{continue}}", None),
+    ("parse_multiline_unclosed", "{{if\n.t", None),
+    ("parse_assign_undeclared", "{{$x = 1}}", None),
+    ("parse_dot_after_term", "{{3.x}}", None),
+    ("parse_illegal_number", "{{0x}}", None),
+    # --- error position and context
+    ("exec_error_line_col", "line1\n  {{.n.x}}", None),
+    ("exec_error_in_range", "{{range .l}}\n{{.x}}{{end}}", None),
+    ("exec_error_partial_output_discarded", "abc{{.n.x}}def", None),
+    # --- gallery-like templates
+    ("gallery_chatml",
+     "{{.Input -}}\n<|im_start|>assistant\n", {"Input": "<|im_start|>user\nhi<|im_end|>"}),
+    ("gallery_chat_message",
+     "<|im_start|>{{if eq .RoleName \"assistant\"}}assistant{{else if eq .RoleName \"system\"}}system{{else if eq .RoleName \"tool\"}}tool{{else if eq .RoleName \"user\"}}user{{end}}\n"
+     "{{- if .FunctionCall }}\n<tool_call>\n{{- else if eq .RoleName \"tool\" }}\n<tool_response>\n{{- end }}\n"
+     "{{- if .Content}}\n{{.Content }}\n{{- end }}\n{{- if .FunctionCall}}\n{{toJson .FunctionCall}}\n{{- end }}\n"
+     "{{- if .FunctionCall }}\n</tool_call>\n{{- else if eq .RoleName \"tool\" }}\n</tool_response>\n{{- end }}<|im_end|>",
+     {"RoleName": "assistant", "Content": "", "FunctionCall": {"name": "get", "arguments": "{\"a\":1}"}}),
+    ("gallery_function",
+     "<|im_start|>system\nYou have tools:\n{{range .Functions}}\n{'type': 'function', 'function': {'name': '{{.name}}', 'description': '{{.description}}', 'parameters': {{toJson .parameters}} }}\n{{end}}\n<|im_end|>\n{{.Input -}}\n<|im_start|>assistant",
+     {"Input": "x", "Functions": [{"name": "f", "description": "d", "parameters": {"type": "object", "properties": {}}}]}),
+    ("gallery_tools_accumulate",
+     '{{$tools := ""}}{{range .Functions}}{{$tools = print $tools .name " "}}{{end}}Tools: {{$tools}}\n{{- range $key, $val := (index (index .Functions 0).parameters "properties")}}\n- {{$key}}: {{$val.type}}{{end}}',
+     {"Functions": [{"name": "a", "parameters": {"properties": {"q": {"type": "string"}, "n": {"type": "integer"}}}}, {"name": "b", "parameters": {}}]}),
+    ("gallery_llama3",
+     "<|start_header_id|>{{if eq .RoleName \"assistant\"}}assistant{{else if eq .RoleName \"system\"}}system{{else if eq .RoleName \"tool\"}}tool{{else if eq .RoleName \"user\"}}user{{end}}<|end_header_id|>\n\n"
+     "{{ if .FunctionCall -}}\nFunction call:\n{{ else if eq .RoleName \"tool\" -}}\nFunction response:\n{{ end -}}\n{{ if .Content -}}\n{{.Content -}}\n{{ else if .FunctionCall -}}\n{{ toJson .FunctionCall -}}\n{{ end -}}\n<|eot_id|>",
+     {"RoleName": "user", "Content": "Hello <b> & bye", "FunctionCall": None}),
+    ("gallery_system_prompt_branch",
+     "{{if .SystemPrompt}}[INST] <<SYS>>\n{{.SystemPrompt}}\n<</SYS>>\n\n{{.Content}} [/INST]{{else}}{{.Content}}{{end}}",
+     {"SystemPrompt": "be nice", "Content": "q"}),
+]
+
+
+def run_oracle(template: str, data: dict) -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, TEMPLATE_NAME)
+        with open(path, "wb") as fh:
+            fh.write(template.encode("utf-8"))
+        r = subprocess.run([sys.executable, "-c", _CHILD, path, json.dumps(data)], capture_output=True, timeout=60)
+    if r.stdout.startswith(b"\x00OK\x00"):
+        raw = r.stdout[4:]
+        try:
+            return {"expected": raw.decode("utf-8")}
+        except UnicodeDecodeError:  # Go strings are bytes; sprig's substr/nospace can split UTF-8
+            return {"expected_bytes_b64": base64.b64encode(raw).decode("ascii")}
+    msg = (r.stderr + r.stdout).decode("utf-8", "replace").strip()
+    for p in _PREFIXES:
+        if msg.startswith(p):
+            msg = msg[len(p):]
+    return {"error": msg}
+
+
+def main() -> int:
+    names = [c[0] for c in CASES]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise SystemExit(f"duplicate case names: {sorted(dupes)}")
+
+    def one(case):
+        name, template, data = case
+        data = D if data is None else data
+        res = run_oracle(template, data)
+        if "map has no entry for key" in res.get("error", ""):
+            raise SystemExit(f"case {name} hits the oracle's missingkey=error: {res['error']}")
+        return {"name": name, "template": template, "data": data, **res}
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as ex:
+        out = list(ex.map(one, CASES))
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {len(out)} goldens to {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
