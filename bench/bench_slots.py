@@ -262,6 +262,27 @@ def cpu_snapshot(server_pgid: Optional[int]) -> Optional[CpuSnapshot]:
     return CpuSnapshot(busy, server, t.user + t.system)
 
 
+def other_cores_now(server_pgid: Optional[int], window_s: float = 1.0) -> Optional[float]:
+    """Cores that processes other than the server and us use over the next `window_s`."""
+    a = cpu_snapshot(server_pgid)
+    time.sleep(window_s)
+    b = cpu_snapshot(server_pgid)
+    if a is None or b is None:
+        return None
+    return max(0.0, ((b.busy_s - a.busy_s) - (b.server_s - a.server_s) - (b.self_s - a.self_s)) / window_s)
+
+
+def wait_until_quiet(server_pgid: Optional[int], max_wait_s: float, log=print) -> None:
+    """Hold the next level back while other processes keep the CPU busy, at most `max_wait_s`."""
+    deadline = time.monotonic() + max_wait_s
+    while time.monotonic() < deadline:
+        other = other_cores_now(server_pgid)
+        if other is None or other <= OTHER_LOAD_LIMIT:
+            return
+        log(f"  (other processes use {other:.2f} cores: waiting for a quiet machine)")
+    log(f"  (still busy after {max_wait_s:.0f} s: measuring anyway)")
+
+
 # --------------------------------------------------------------------------------------------
 # The load
 
@@ -478,6 +499,7 @@ class BenchConfig:
     # profiler (bench/profile_step.sh) attach to the server while it is under load.
     pid_file: Optional[Path] = None
     repeat: int = 1
+    wait_quiet_s: float = 0.0
 
 
 def _fmt_tps(level: Optional[LevelResult]) -> str:
@@ -621,6 +643,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--level-timeout", type=float, default=120.0, help="seconds one concurrency level may take")
     p.add_argument("--repeat", type=int, default=1,
                    help="run each level N times and keep the fastest (a busy machine only slows runs down)")
+    p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                   help="before each level, wait up to this long for other processes to leave the CPU idle")
     p.add_argument("--pid-file", type=Path,
                    help="write the server's pid here once it is warmed up (for attaching a profiler)")
     return p
@@ -644,6 +668,8 @@ def bench_server(server: ServerProcess, cfg: BenchConfig, log=print) -> dict[int
         for c in cfg.concurrency:
             runs = []
             for _ in range(cfg.repeat):
+                if cfg.wait_quiet_s > 0:
+                    wait_until_quiet(pgid, cfg.wait_quiet_s, log)
                 level = asyncio.run(run_level(name, server.spec.base_url, c, cfg.requests_per_client,
                                               cfg.max_tokens, cfg.level_timeout_s, pgid))
                 runs.append(level)
@@ -694,7 +720,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     servers = [args.only] if args.only else list(SERVER_NAMES)
     cfg = BenchConfig(args.concurrency, args.requests_per_client, args.max_tokens, args.level_timeout, servers,
-                      args.ready_timeout, args.pid_file, args.repeat)
+                      args.ready_timeout, args.pid_file, args.repeat, args.wait_quiet)
     cache_dir: Path = args.cache_dir.resolve()
     command = shlex.join([Path(sys.executable).name, *sys.argv]) if argv is None else shlex.join(argv)
     try:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,18 @@ def test_parse_concurrency():
     for bad in ("", "a,b", "0,2"):
         with pytest.raises(Exception):
             parse_concurrency(bad)
+
+
+def test_wait_until_quiet_gives_up_after_its_limit(monkeypatch):
+    import bench.bench_slots as bs
+
+    calls = []
+    monkeypatch.setattr(bs, "other_cores_now", lambda pgid: calls.append(pgid) or 1.5)
+    lines: list[str] = []
+    t0 = time.monotonic()
+    bs.wait_until_quiet(7, 0.0, log=lines.append)
+    assert calls == [] and lines == ["  (still busy after 0 s: measuring anyway)"]
+    monkeypatch.setattr(bs, "other_cores_now", lambda pgid: calls.append(pgid) or 0.0)
+    bs.wait_until_quiet(7, 5.0, log=lines.append)
+    assert calls == [7] and len(lines) == 1
+    assert time.monotonic() - t0 < 2
