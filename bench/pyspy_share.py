@@ -12,13 +12,21 @@ from typing import Iterable, Optional
 # Native frames look like "llama_decode (libllama.so)"; Python frames like "f (pkg/mod.py:12)".
 _PY_FRAME = re.compile(r"\(.*\.py:\d+\)$")
 _LLAMA_LIB = re.compile(r"\((libllama|libggml)[^)]*\)$")
-# A thread parked in one of these is waiting, not working (queue get, lock, event loop poll, sleep).
-_WAIT_MARKERS = ("PyThread_acquire_lock", "epoll_wait", "select (", "poll (", "nanosleep",
-                 "clock_nanosleep", "pthread_cond_wait", "pthread_cond_timedwait", "futex")
+# A thread whose innermost frame is one of these blocking calls is waiting, not working (queue
+# get, lock, event loop poll, sleep, a blocking read of a pipe or socket).
+_WAIT_LEAVES = ("epoll_wait (", "select (", "poll (", "nanosleep (", "clock_nanosleep (",
+                "pthread_cond_wait", "pthread_cond_timedwait", "futex", "sem_wait", "sem_timedwait",
+                "read (libc", "recv (libc", "recvfrom (libc", "accept (libc", "accept4 (libc", "wait4 (libc",
+                "waitpid (libc")
+# ...or has one of these just above an unnamed libc frame.
+_WAIT_CALLERS = ("PyThread_acquire_lock", "epoll_wait")
 DECODE_MARKER = "llama_decode ("
+_PROCESS_PREFIX = re.compile(r'(process \d+:".*?");(?=process |thread )', re.DOTALL)
 
 # "gil_wait": the engine thread waits for the GIL another thread holds - Python's cost too.
-CATEGORIES = ("decode", "native_other", "python", "gil_wait", "waiting")
+# "io": inside a write/send system call (handing events to a pipe or socket; long if it is full).
+CATEGORIES = ("decode", "native_other", "python", "gil_wait", "io", "waiting")
+_IO_LEAVES = ("write (libc", "send (libc", "sendto (libc", "sendmsg (libc", "writev (libc")
 
 
 @dataclass
@@ -46,16 +54,16 @@ def classify(frames: list[str]) -> str:
     if any(f.startswith("take_gil ") for f in frames):
         return "gil_wait"
     leaf = frames[-1] if frames else ""
-    if any(m in leaf for m in _WAIT_MARKERS) or any(
-        m in f for f in frames[-4:] for m in ("PyThread_acquire_lock", "epoll_wait")
-    ):
+    if leaf.startswith(_IO_LEAVES):
+        return "io"
+    if leaf.startswith(_WAIT_LEAVES) or any(m in f for f in frames[-4:] for m in _WAIT_CALLERS):
         return "waiting"
     return "python"
 
 
 def parse_raw(lines: Iterable[str]) -> dict[tuple[str, str], ThreadProfile]:
-    """Raw format: 'process P:"cmd";thread (T): name;root;...;leaf COUNT' (with --threads and,
-    for --subprocesses, one process prefix per process)."""
+    """Raw format: 'process P:"cmd";thread (T): name;root;...;leaf COUNT' (with --threads). With
+    --subprocesses a child's lines carry its ancestors first: 'process P;process C;thread ...'."""
     threads: dict[tuple[str, str], ThreadProfile] = {}
     for n_line, line in enumerate(lines, 1):
         line = line.rstrip("\n")
@@ -64,8 +72,12 @@ def parse_raw(lines: Iterable[str]) -> dict[tuple[str, str], ThreadProfile]:
         stack, _, count = line.rpartition(" ")
         if not count.isdigit():
             raise ValueError(f"line {n_line}: no sample count at the end: {line[:80]!r}")
+        process = "process ?"
+        # A command line may itself hold ";" (python -c "...; spawn_main(...)"), so the process
+        # prefixes are matched up to their closing quote, not split.
+        while (m := _PROCESS_PREFIX.match(stack)) is not None:
+            process, stack = m.group(1), stack[m.end():]  # the innermost process is the one sampled
         frames = stack.split(";")
-        process = frames.pop(0) if frames and frames[0].startswith("process ") else "process ?"
         thread = frames.pop(0) if frames and frames[0].startswith("thread ") else "thread ?"
         prof = threads.setdefault((process, thread), ThreadProfile(process, thread))
         cat = classify(frames)
@@ -82,10 +94,11 @@ class Share:
     native_other: int
     python: int
     gil_wait: int = 0
+    io: int = 0
 
     @property
     def working(self) -> int:
-        return self.decode + self.native_other + self.python + self.gil_wait
+        return self.decode + self.native_other + self.python + self.gil_wait + self.io
 
     @property
     def python_share(self) -> Optional[float]:
@@ -100,6 +113,7 @@ def engine_share(threads: dict[tuple[str, str], ThreadProfile]) -> Share:
         native_other=sum(t.samples["native_other"] for t in engines),
         python=sum(t.samples["python"] for t in engines),
         gil_wait=sum(t.samples["gil_wait"] for t in engines),
+        io=sum(t.samples["io"] for t in engines),
     )
 
 
@@ -111,9 +125,11 @@ def report(threads: dict[tuple[str, str], ThreadProfile], top: int = 12) -> str:
                 "run with --native --threads?")
     out.append(f"Engine thread(s) (those that ran llama_decode), {share.working} working samples:")
     for name, n in (("llama_decode (C)", share.decode), ("other llama.cpp C calls", share.native_other),
-                    ("Python", share.python), ("waiting for the GIL", share.gil_wait)):
+                    ("Python", share.python), ("waiting for the GIL", share.gil_wait),
+                    ("write/send system calls", share.io)):
         out.append(f"  {name:<26} {n:7d}  {100 * n / share.working:5.1f}%")
-    out.append(f"Python share of a step (Python + GIL wait): {100 * share.python_share:.1f}%")
+    out.append(f"Python share of a step (Python + GIL wait): {100 * share.python_share:.1f}%; "
+               f"outside llama_decode: {100 * (1 - share.decode / share.working):.1f}%")
     out.append("")
     out.append("All threads (samples by category):")
     out.append(f"  {'process / thread':<60} " + " ".join(f"{c:>12}" for c in CATEGORIES))
