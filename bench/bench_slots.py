@@ -272,15 +272,17 @@ def other_cores_now(server_pgid: Optional[int], window_s: float = 1.0) -> Option
     return max(0.0, ((b.busy_s - a.busy_s) - (b.server_s - a.server_s) - (b.self_s - a.self_s)) / window_s)
 
 
-def wait_until_quiet(server_pgid: Optional[int], max_wait_s: float, log=print) -> None:
-    """Hold the next level back while other processes keep the CPU busy, at most `max_wait_s`."""
-    deadline = time.monotonic() + max_wait_s
-    while time.monotonic() < deadline:
+def wait_until_quiet(server_pgid: Optional[int], max_wait_s: float, log=print) -> float:
+    """Hold the next level back while other processes keep the CPU busy, at most `max_wait_s`;
+    return the seconds waited."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < max_wait_s:
         other = other_cores_now(server_pgid)
         if other is None or other <= OTHER_LOAD_LIMIT:
-            return
+            return time.monotonic() - t0
         log(f"  (other processes use {other:.2f} cores: waiting for a quiet machine)")
-    log(f"  (still busy after {max_wait_s:.0f} s: measuring anyway)")
+    log("  (no quiet moment within the --wait-quiet budget: measuring anyway)")
+    return time.monotonic() - t0
 
 
 # --------------------------------------------------------------------------------------------
@@ -499,6 +501,7 @@ class BenchConfig:
     # profiler (bench/profile_step.sh) attach to the server while it is under load.
     pid_file: Optional[Path] = None
     repeat: int = 1
+    # What is left of --wait-quiet: the whole run's budget for waiting, spent level by level.
     wait_quiet_s: float = 0.0
 
 
@@ -644,7 +647,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=1,
                    help="run each level N times and keep the fastest (a busy machine only slows runs down)")
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
-                   help="before each level, wait up to this long for other processes to leave the CPU idle")
+                   help="before each level, wait for other processes to leave the CPU idle; at most this many "
+                        "seconds over the whole run")
     p.add_argument("--pid-file", type=Path,
                    help="write the server's pid here once it is warmed up (for attaching a profiler)")
     return p
@@ -669,7 +673,7 @@ def bench_server(server: ServerProcess, cfg: BenchConfig, log=print) -> dict[int
             runs = []
             for _ in range(cfg.repeat):
                 if cfg.wait_quiet_s > 0:
-                    wait_until_quiet(pgid, cfg.wait_quiet_s, log)
+                    cfg.wait_quiet_s = max(0.0, cfg.wait_quiet_s - wait_until_quiet(pgid, cfg.wait_quiet_s, log))
                 level = asyncio.run(run_level(name, server.spec.base_url, c, cfg.requests_per_client,
                                               cfg.max_tokens, cfg.level_timeout_s, pgid))
                 runs.append(level)
