@@ -342,6 +342,12 @@ class LevelResult:
         ttfts = [r.ttft_s for r in self.requests if r.ttft_s is not None]
         return statistics.median(ttfts) if ttfts else None
 
+    def notes(self) -> list[str]:
+        """How the numbers were taken, where it is worth saying but does not make them doubtful."""
+        if any(r.count_source == "length" for r in self.requests if not r.error):
+            return ["no usage in the stream: answers ending with finish_reason 'length' counted as max_tokens"]
+        return []
+
     def problems(self, max_tokens: int, expected_requests: int) -> list[str]:
         """Everything that makes this level's number not a clean measurement."""
         out: list[str] = []
@@ -368,10 +374,7 @@ class LevelResult:
         no_done = sum(1 for r in ok if not r.saw_done)
         if no_done:
             out.append(f"{no_done} streams without [DONE]")
-        sources = {r.count_source for r in ok}
-        if "length" in sources:
-            out.append("no usage in stream: tokens taken as max_tokens where finish_reason is 'length'")
-        if "chunks" in sources:
+        if "chunks" in {r.count_source for r in ok}:
             out.append("no usage in stream: some tokens counted as text chunks (a lower bound)")
         return out
 
@@ -543,17 +546,38 @@ def problem_lines(results: dict[str, dict[int, LevelResult]], cfg: BenchConfig) 
     return out
 
 
+def note_lines(results: dict[str, dict[int, LevelResult]]) -> list[str]:
+    out = []
+    for server in SERVER_NAMES:
+        notes = sorted({n for level in results.get(server, {}).values() for n in level.notes()})
+        out.extend(f"{server}: {n}" for n in notes)
+    return out
+
+
 def format_text_table(results: dict[str, dict[int, LevelResult]], cfg: BenchConfig) -> str:
     rows = [HEADER] + table_rows(results, cfg)
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    notes = note_lines(results)
+    if notes:
+        lines.append("")
+        lines.extend(f"Note: {n}" for n in notes)
     problems = problem_lines(results, cfg)
     if problems:
         lines.append("")
         lines.append("Not a clean measurement:")
         lines.extend(f"  - {p}" for p in problems)
     return "\n".join(lines)
+
+
+def llamaslots_revision() -> str:
+    try:
+        rev = subprocess.run(["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty"],
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return rev.stdout.strip() or "unknown"
 
 
 def machine_description() -> str:
@@ -580,7 +604,7 @@ def format_markdown(
         f"{cfg.requests_per_client} requests per client, distinct prompts; tok/s = completion tokens of "
         "the level / wall time of the level; TTFT = request sent to first text chunk.",
         "",
-        f"Command: `{command}`",
+        f"Command: `{command}` (llamaslots at `{llamaslots_revision()}`)",
         "",
     ]
     for name, cmd in server_commands.items():
@@ -600,6 +624,9 @@ def format_markdown(
                 f"| {f'{cores[0]:.2f}' if cores else '—'} | {f'{cores[2]:.2f}' if cores else '—'} "
                 f"| {_fmt_ttft(lv)} | {f'{max(ttfts):.3f}' if ttfts else '—'} |"
             )
+    notes = note_lines(results)
+    if notes:
+        lines += [""] + [f"Note: {n}." for n in notes]
     problems = problem_lines(results, cfg)
     if problems:
         lines += ["", "Not a clean measurement:"] + [f"- {p}" for p in problems]
