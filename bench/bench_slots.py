@@ -75,6 +75,8 @@ class ServerSpec:
     port: int
     cwd: Path = REPO_ROOT
     env: dict[str, str] = field(default_factory=dict)
+    # Said when the server exits before it is ready: the usual reason.
+    hint: str = ""
 
     @property
     def base_url(self) -> str:
@@ -136,6 +138,9 @@ def peer_spec(python: str, model_file: Path, threads: int, port: int, interrupt_
             "--port", str(port),
         ],
         port=port,
+        hint=("llama_cpp.server needs llama-cpp-python's [server] extra (pydantic-settings, "
+              "starlette-context<0.4 are not in the project's venv): give an interpreter that has "
+              "them with --peer-python (bench/README.md shows how)"),
     )
 
 
@@ -156,15 +161,18 @@ class ServerProcess:
         with open(self.log_path, "wb") as log:
             log.write(f"$ {shlex.join(self.spec.argv)}\n".encode())
             log.flush()
-            self.proc = subprocess.Popen(
-                self.spec.argv,
-                cwd=self.spec.cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            try:
+                self.proc = subprocess.Popen(
+                    self.spec.argv,
+                    cwd=self.spec.cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise BenchError(f"cannot start {self.spec.name} ({shlex.join(self.spec.argv)}): {exc}") from exc
 
     def log_tail(self, n_lines: int = 30) -> str:
         try:
@@ -186,6 +194,7 @@ class ServerProcess:
                         f"{self.spec.name} exited with status {rc} before it was ready.\n"
                         f"command: {shlex.join(self.spec.argv)}\n"
                         f"--- last lines of {self.log_path} ---\n{self.log_tail()}"
+                        + (f"\n--- hint: {self.spec.hint}" if self.spec.hint else "")
                     )
                 try:
                     r = client.get(self.spec.base_url + "/v1/models")
