@@ -388,13 +388,16 @@ class LevelResult:
         return out
 
 
-def make_prompt(client: int, index: int) -> str:
-    # Distinct from the first word on, so no server can reuse another client's prompt prefix.
+def make_prompt(serial: int) -> str:
+    """The prompt of the `serial`-th request a server gets in a run (about 68 tokens).
+
+    Every request of a run has its own number, at the start: a server's prompt cache can reuse
+    at most the first token or two of another request (a level never replays an earlier level's
+    prompts), and both servers get the same prompts in the same order."""
     words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
              "juliett", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo"]
-    head = f"Client {client} request {index}."
-    body = " ".join(words[(client * 7 + index * 3 + k) % len(words)] for k in range(10))
-    return f"{head} {body} Continue the story:"
+    body = " ".join(words[(serial * 7 + k) % len(words)] for k in range(10))
+    return f"{serial} is the request number. {body} Continue the story:"
 
 
 async def stream_completion(
@@ -454,18 +457,21 @@ async def stream_completion(
 
 async def run_client(
     client: httpx.AsyncClient, base_url: str, client_id: int, n_requests: int, max_tokens: int,
-    sink: list[RequestResult],
+    sink: list[RequestResult], first_serial: int,
 ) -> None:
     for i in range(n_requests):
         r = RequestResult(client=client_id, index=i)
-        await stream_completion(client, base_url, make_prompt(client_id, i), max_tokens, r)
+        await stream_completion(client, base_url, make_prompt(first_serial + client_id * n_requests + i),
+                                max_tokens, r)
         sink.append(r)
 
 
 async def run_level(
     server: str, base_url: str, concurrency: int, requests_per_client: int, max_tokens: int,
-    timeout_s: float, server_pgid: Optional[int] = None,
+    timeout_s: float, server_pgid: Optional[int] = None, first_serial: int = 1,
 ) -> LevelResult:
+    """One level: `concurrency` clients, each sending `requests_per_client` requests in turn; the
+    prompts are numbered from `first_serial` on."""
     results: list[RequestResult] = []
     limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
     timeout = httpx.Timeout(timeout_s, connect=10.0)
@@ -473,7 +479,9 @@ async def run_level(
         cpu_before = cpu_snapshot(server_pgid)
         t0 = time.perf_counter()
         tasks = [
-            asyncio.create_task(run_client(client, base_url, c, requests_per_client, max_tokens, results))
+            asyncio.create_task(
+                run_client(client, base_url, c, requests_per_client, max_tokens, results, first_serial)
+            )
             for c in range(concurrency)
         ]
         done, pending = await asyncio.wait(tasks, timeout=timeout_s)
@@ -494,7 +502,7 @@ async def warm_up(base_url: str, max_tokens: int, timeout_s: float) -> RequestRe
     """One request before measuring, so the first level does not pay for lazy initialisation."""
     async with httpx.AsyncClient(timeout=timeout_s, trust_env=False) as client:
         r = RequestResult(client=-1, index=0)
-        return await stream_completion(client, base_url, "Warm up: one two three", max_tokens, r)
+        return await stream_completion(client, base_url, make_prompt(0), max_tokens, r)
 
 
 # --------------------------------------------------------------------------------------------
@@ -705,13 +713,15 @@ def bench_server(server: ServerProcess, cfg: BenchConfig, log=print) -> dict[int
             cfg.pid_file.write_text(f"{server.proc.pid}\n")
         out: dict[int, LevelResult] = {}
         pgid = server.proc.pid if server.proc is not None else None
+        serial = 1  # the warm-up request was number 0
         for c in cfg.concurrency:
             runs = []
             for _ in range(cfg.repeat):
                 if cfg.wait_quiet_s > 0:
                     cfg.wait_quiet_s = max(0.0, cfg.wait_quiet_s - wait_until_quiet(pgid, cfg.wait_quiet_s, log))
                 level = asyncio.run(run_level(name, server.spec.base_url, c, cfg.requests_per_client,
-                                              cfg.max_tokens, cfg.level_timeout_s, pgid))
+                                              cfg.max_tokens, cfg.level_timeout_s, pgid, serial))
+                serial += c * cfg.requests_per_client
                 runs.append(level)
                 cores = level.cores()
                 load = f", cores server/bench/other {cores[0]:.2f}/{cores[1]:.2f}/{cores[2]:.2f}" if cores else ""

@@ -8,7 +8,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-def make_handler(token_delay_s: float, short_by: int, usage: bool, chunk_tokens: int):
+def make_handler(token_delay_s: float, short_by: int, usage: bool, chunk_tokens: int, prompt_log: str | None):
     class Handler(BaseHTTPRequestHandler):
         # HTTP/1.0: the stream ends when the connection closes, so no chunked encoding is needed.
         protocol_version = "HTTP/1.0"
@@ -35,6 +35,9 @@ def make_handler(token_delay_s: float, short_by: int, usage: bool, chunk_tokens:
                 self._json(404, {"error": {"message": "not found"}})
                 return
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if prompt_log:
+                with open(prompt_log, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(body["prompt"]) + "\n")
             n = max(0, int(body["max_tokens"]) - short_by)
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -63,12 +66,13 @@ def main() -> None:
     p.add_argument("--short-by", type=int, default=0, help="answer this many tokens fewer than asked")
     p.add_argument("--no-usage", action="store_true")
     p.add_argument("--chunk-tokens", type=int, default=1, help="tokens per streamed chunk")
+    p.add_argument("--prompt-log", help="append every request's prompt (JSON) to this file")
     p.add_argument("--fail", action="store_true", help="exit at once with a message on stderr")
     a = p.parse_args()
     if a.fail:
         print("stand-in: refusing to start (asked to fail)", file=sys.stderr)
         sys.exit(3)
-    server = ThreadingHTTPServer(("127.0.0.1", a.port), make_handler(a.token_delay, a.short_by, not a.no_usage, a.chunk_tokens))
+    server = ThreadingHTTPServer(("127.0.0.1", a.port), make_handler(a.token_delay, a.short_by, not a.no_usage, a.chunk_tokens, a.prompt_log))
     server.daemon_threads = True
     server.serve_forever()
 

@@ -137,14 +137,19 @@ def test_level_timeout_cancels_and_marks_level(tmp_path):
 
 
 def test_bench_server_runs_every_level_and_stops_the_server(tmp_path):
-    server = standin(tmp_path)
-    cfg = BenchConfig([1, 3], 2, 4, 30, ["standin"], ready_timeout_s=20)
+    log = tmp_path / "prompts.jsonl"
+    server = standin(tmp_path, "--prompt-log", str(log))
+    cfg = BenchConfig([1, 3], 2, 4, 30, ["standin"], ready_timeout_s=20, repeat=2)
     lines: list[str] = []
     out = bench_server(server, cfg, log=lines.append)
     assert sorted(out) == [1, 3]
     assert len(out[3].requests) == 6 and out[3].completion_tokens == 24
+    assert len(out[3].attempts) == 2 and out[3].tokens_per_s == max(out[3].attempts)
     assert server.proc.poll() is not None
-    assert any("c=3" in line and "tok/s" in line for line in lines)
+    assert sum("c=3" in line and "tok/s" in line for line in lines) == 2
+    # warm-up + (1 + 3 clients) x 2 requests x 2 attempts, and no prompt is ever sent twice
+    prompts = log.read_text().splitlines()
+    assert len(prompts) == 1 + 16 and len(set(prompts)) == len(prompts)
 
 
 def _level(server: str, c: int, tokens: int, wall: float, ttft: float) -> LevelResult:
