@@ -30,7 +30,7 @@ def _demo_configs(models_path: Path):
 
     model = ensure_demo_model()
     cfg_file = model.parent / "demo-config.yaml"
-    text = demo_config_yaml(model)
+    text = demo_config_yaml(model.name)
     if not cfg_file.exists() or cfg_file.read_text() != text:
         tmp = cfg_file.with_suffix(".tmp")
         tmp.write_text(text)
