@@ -82,6 +82,9 @@ def cmd_run(argv: list[str]) -> int:
         threads=settings.threads,
         context_size=settings.context_size,
         parallel=settings.llamacpp_parallel,
+        idle_timeout=settings.watchdog_idle_timeout if settings.enable_watchdog_idle else None,
+        watchdog_interval=settings.watchdog_interval,
+        preload=tuple(settings.load_to_memory),
     )
     manager = ModelManager(configs, models_path, policy)
     app = create_app(manager, settings)
