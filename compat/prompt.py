@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compat.gojson import GoStruct, as_go_any, marshal
 from compat.gotemplate import TemplateError, go_field, parse
+from compat.gotemplate.gojson import marshal
 from compat.jinja_chat import TokenizerTemplate, read_gguf_tokenizer_template, render_chat_template
 
 __all__ = [
@@ -303,12 +303,17 @@ def _tool_calls(value: Any) -> list[ToolCall] | None:
     return out
 
 
-def _tool_calls_json(calls: list[ToolCall]) -> str:
-    def one(tc: ToolCall) -> GoStruct:
-        fn = GoStruct([("name", tc.FunctionCall.Name)] if tc.FunctionCall.Name else [])
-        fn.append(("arguments", tc.FunctionCall.Arguments))
-        return GoStruct([("index", tc.Index), ("id", tc.ID), ("type", tc.Type), ("function", fn)])
-    return marshal([one(tc) for tc in calls])
+def as_go_any(v: Any) -> Any:
+    """A JSON-decoded value as Go's `any` holds it: every number is a float64."""
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, int):
+        return float(v)
+    if isinstance(v, dict):
+        return {k: as_go_any(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [as_go_any(x) for x in v]
+    return v
 
 
 def _functions(request: dict) -> list[Function]:
@@ -650,7 +655,7 @@ def _template_messages(config: Any, models_path: Path, messages: list[dict], gra
                 j = marshal(function_call)
                 content = content + "\n" + prefix + j if content_exists else prefix + j
             if tool_calls is not None:
-                j = _tool_calls_json(tool_calls)
+                j = marshal(tool_calls)
                 content = content + "\n" + prefix + j if content_exists else prefix + j
             if content_exists and role == "system":
                 suppress = True

@@ -11,7 +11,6 @@ import pytest
 import compat.prompt as prompt_mod
 from compat import prompt_cmd
 from compat.config import FunctionsConfig, ModelConfig, PredictionOptions, TemplateConfig
-from compat.gojson import GoStruct, as_go_any, go_float, marshal
 from compat.jinja_chat import ChatTemplateError, TokenizerTemplate, render_chat_template
 from compat.prompt import (
     PromptRequestError, build_chat_prompt, build_completion_prompt, decode_message_content,
@@ -178,15 +177,6 @@ def test_decode_message_content():
              {"type": "input_audio", "input_audio": {"data": "AAAA"}}, {"type": "text", "text": "b"}]
     # file:// is not something LocalAI can fetch: the image part is skipped; input_audio counts.
     assert decode_message_content(parts, multimodal="") == "<__media__>ab"
-
-
-# --- gojson -----------------------------------------------------------------------------------------
-
-def test_go_json():
-    assert marshal({"b": 1.0, "a": ["<&>", None, True, 0.5]}) == '{"a":["\\u003c\\u0026\\u003e",null,true,0.5],"b":1}'
-    assert marshal(GoStruct([("z", 1), ("a", "\u2028")])) == '{"z":1,"a":"\\u2028"}'
-    assert (go_float(1e21), go_float(1e-7), go_float(123456789.0), go_float(-0.0)) == ("1e+21", "1e-7", "123456789", "-0")
-    assert as_go_any({"n": 1, "b": True}) == {"n": 1.0, "b": True}
 
 
 # --- llamaslots prompt ------------------------------------------------------------------------------
