@@ -8,7 +8,7 @@ from pathlib import Path
 import gguf
 import pytest
 
-import compat.prompt as prompt_mod
+import compat.prompt_templates as templates_mod
 from compat import prompt_cmd
 from compat.config import FunctionsConfig, ModelConfig, PredictionOptions, TemplateConfig
 from compat.jinja_chat import ChatTemplateError, TokenizerTemplate, render_chat_template
@@ -140,14 +140,14 @@ def test_template_file_outside_path(tmp_path):
 
 def test_parse_once_under_threads(tmp_path, monkeypatch):
     calls = []
-    real = prompt_mod.parse
+    real = templates_mod.parse
 
     def counting(text, name="prompt"):
         calls.append(text)
         return real(text, name=name)
 
-    monkeypatch.setattr(prompt_mod, "parse", counting)
-    monkeypatch.setattr(prompt_mod, "_cache", prompt_mod._TemplateCache())
+    monkeypatch.setattr(templates_mod, "parse", counting)
+    monkeypatch.setattr(templates_mod.template_cache, "_parsed", {})
     c = cfg(chat_message="{{.Content}}!", chat="[{{.Input}}]")
     results = []
     threads = [threading.Thread(target=lambda: results.append(
