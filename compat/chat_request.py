@@ -191,13 +191,16 @@ def tool_choice_name(m: dict) -> str:
     return m["name"] if isinstance(m.get("name"), str) else ""
 
 
-def request_metadata(request: dict) -> dict[str, str] | None:
+def request_metadata(request: dict, *, chat: bool) -> dict[str, str] | None:
+    """The request metadata templates see; the chat handler first deletes the keys it consumes."""
     md = request.get("metadata")
     if md is None:
         return None
     if not isinstance(md, dict) or not all(isinstance(v, str) for v in md.values()):
         raise PromptRequestError("request field 'metadata' must be an object of strings")
     md = dict(md)
+    if not chat:
+        return md
     for k in METADATA_ALWAYS_DELETED:
         md.pop(k, None)
     for k in METADATA_DELETED_WHEN_NONEMPTY:

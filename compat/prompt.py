@@ -126,7 +126,7 @@ def build_completion_prompt(config: Any, models_path: Path, prompt: str, request
     """One completion prompt string through template.completion (or <model>.tmpl)."""
     warnings: list[str] = []
     data = PromptTemplateData(SystemPrompt=getattr(config, "system_prompt", "") or "", Input=prompt,
-                              ReasoningEffort=request_reasoning_effort(request), Metadata=request_metadata(request))
+                              ReasoningEffort=request_reasoning_effort(request), Metadata=request_metadata(request, chat=False))
     text, source = _evaluate_prompt(config, Path(models_path), "completion", data, warnings)
     return PromptResult(text, warnings, source or "raw")
 
@@ -141,7 +141,7 @@ def build_chat_prompt(config: Any, models_path: Path, request: dict, *,
     warnings: list[str] = []
     messages = request_messages(request)
     functions = request_functions(request)
-    metadata = request_metadata(request)
+    metadata = request_metadata(request, chat=True)
     effort = request_reasoning_effort(request)
 
     if uses_tokenizer_template(config, tokenizer_template):

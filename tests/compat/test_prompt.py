@@ -253,3 +253,12 @@ def test_struct_data_semantics(tmp_path):
     assert r.text == 'first null\n[{"index":0,"id":"c","type":"function","function":{"name":"n","arguments":"{}"}}]'
     r = build_chat_prompt(cfg(chat_message="{{.Content}}{{.Nope}}", chat="{{.Input}}"), tmp_path, {"messages": msgs[:1]})
     assert r.text == "a" and "can't evaluate field Nope" in r.warnings[0]
+
+
+def test_metadata_keys_deleted_only_for_chat(tmp_path):
+    md = {"metadata": {"localai_assistant": "1", "mcp_prompt": "", "mcp_servers": "x", "k": "v"}}
+    tmpl = "{{range $k, $v := .Metadata}}{{$k}}={{$v}};{{end}}"
+    chat_r = build_chat_prompt(cfg(chat=tmpl), tmp_path, {"messages": MSGS, **md})
+    assert chat_r.text == "k=v;mcp_prompt=;"
+    comp = build_completion_prompt(cfg(completion=tmpl), tmp_path, "p", md)
+    assert comp.text == "k=v;localai_assistant=1;mcp_prompt=;mcp_servers=x;"
