@@ -126,7 +126,8 @@ def build_completion_prompt(config: Any, models_path: Path, prompt: str, request
     """One completion prompt string through template.completion (or <model>.tmpl)."""
     warnings: list[str] = []
     data = PromptTemplateData(SystemPrompt=getattr(config, "system_prompt", "") or "", Input=prompt,
-                              ReasoningEffort=request_reasoning_effort(request), Metadata=request_metadata(request, chat=False))
+                              ReasoningEffort=request_reasoning_effort(request),
+                              Metadata=request_metadata(request, chat=False))
     text, source = _evaluate_prompt(config, Path(models_path), "completion", data, warnings)
     return PromptResult(text, warnings, source or "raw")
 
@@ -157,8 +158,8 @@ def build_chat_prompt(config: Any, models_path: Path, request: dict, *,
 
     mode = function_mode(request)
     should_use_fn = bool(functions) and (mode.mode != "none" or bool(mode.name))
-    funcs: list[Function] | None = functions if functions or request.get("functions") is not None \
-        or request.get("tools") is not None else None
+    # Go's input.Functions stays nil unless `functions` is given or a tool is appended.
+    funcs: list[Function] | None = functions if functions or request.get("functions") is not None else None
     grammar_from_functions = False
     if should_use_fn and (_grammar_enabled(config) or any(f.Strict for f in functions)):
         grammar_from_functions = True
@@ -170,7 +171,7 @@ def build_chat_prompt(config: Any, models_path: Path, request: dict, *,
     grammar_set = bool(getattr(config, "grammar", "") or request.get("grammar")) or grammar_from_functions \
         or wants_json_response(request)
 
-    joined, suppress, used_chat_message = _templaterequest_messages(
+    joined, suppress, used_chat_message = _template_messages(
         config, models_path, messages, grammar_set, warnings)
 
     setting = "function" if (_t(config, "function") and should_use_fn) else "chat"
@@ -198,7 +199,7 @@ def _join_messages_raw(config: Any, messages: list[dict], warnings: list[str]) -
     return _join(config, parts)
 
 
-def _templaterequest_messages(config: Any, models_path: Path, messages: list[dict], grammar_set: bool,
+def _template_messages(config: Any, models_path: Path, messages: list[dict], grammar_set: bool,
                        warnings: list[str]) -> tuple[str, bool, bool]:
     """(joined text, SuppressSystemPrompt, whether chat_message rendered any message)."""
     roles: dict = getattr(config, "roles", None) or {}
@@ -241,7 +242,7 @@ def _templaterequest_messages(config: Any, models_path: Path, messages: list[dic
                     warnings.append(f"template.chat_message rendered nothing for message {i} "
                                     f"(role {role!r}); LocalAI drops the message")
                     continue
-                if i == 0:
+                if not used:
                     w = literal_name_warning("template.chat_message", chat_message, file, models_path)
                     if w:
                         warnings.append(w)
