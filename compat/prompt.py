@@ -113,13 +113,26 @@ def _evaluate_prompt(config: Any, models_path: Path, setting: str, data: PromptT
         text, file = evaluate_template(models_path, value, data)
     except (TemplateError, TemplateOutsidePath, OSError) as e:
         where = f"template.{setting}" if own else f"{model}.tmpl"
-        warnings.append(f"{where} failed: {e}; LocalAI then uses the untemplated input as the prompt")
+        warnings.append(f"{where} failed: {e}; LocalAI then uses the untemplated input as the prompt"
+                        + _per_message_hint(str(e)))
         return data.Input, None
     if own:
         w = literal_name_warning(f"template.{setting}", own, file, models_path)
         if w:
             warnings.append(w)
     return text, source
+
+
+_MESSAGE_ONLY_FIELDS = ("RoleName", "Role", "Content", "FunctionCall", "FunctionName", "LastMessage")
+
+
+def _per_message_hint(error: str) -> str:
+    # The field note's karakuri-70b case: a per-message template put under template.chat.
+    for name in _MESSAGE_ONLY_FIELDS:
+        if f"can't evaluate field {name} " in error:
+            return (f" (.{name} exists only for template.chat_message: this looks like a per-message "
+                    f"template in the wrong place)")
+    return ""
 
 
 def build_completion_prompt(config: Any, models_path: Path, prompt: str, request: dict) -> PromptResult:

@@ -262,3 +262,8 @@ def test_metadata_keys_deleted_only_for_chat(tmp_path):
     assert chat_r.text == "k=v;mcp_prompt=;"
     comp = build_completion_prompt(cfg(completion=tmpl), tmp_path, "p", md)
     assert comp.text == "k=v;localai_assistant=1;mcp_prompt=;mcp_servers=x;"
+
+
+def test_per_message_template_under_chat_gets_a_hint(tmp_path):
+    r = build_chat_prompt(cfg(chat='{{if eq .RoleName "user"}}{{.Content}}{{end}}'), tmp_path, {"messages": MSGS})
+    assert r.text == "S\nU" and "template.chat_message" in r.warnings[0] and ".RoleName" in r.warnings[0]
