@@ -38,7 +38,7 @@ def _esc_string(s: str, html: bool) -> str:
         elif o == 0x2028 or o == 0x2029:
             out.append(f"\\u{o:04x}")
         elif 0xD800 <= o <= 0xDFFF:  # invalid UTF-8 byte (surrogateescape) -> U+FFFD
-            out.append("\ufffd")
+            out.append("\\ufffd")
         else:
             out.append(c)
     out.append('"')

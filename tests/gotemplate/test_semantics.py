@@ -166,3 +166,9 @@ def test_render_speed_typical_chat_message():
         t.execute(data)
     per_call = (time.perf_counter() - start) / n
     assert per_call < 1e-3, f"{per_call * 1e6:.0f} us per render"
+
+
+def test_range_assignment_form_sets_index_then_element():
+    # Go >= 1.21 semantics (the 1.20 oracle swapped them): {{range $i, $e = ...}} assigns existing vars.
+    assert render("{{$i := 0}}{{$e := 0}}{{range $i, $e = .l}}{{end}}{{$i}}{{$e}}", {"l": ["a", "b", "c"]}) == "2c"
+    assert render("{{$e := 0}}{{range $e = .l}}{{end}}{{$e}}", {"l": ["a", "b"]}) == "b"
