@@ -178,11 +178,11 @@ class State:
             t = type(val)
             iterated = False
             try:
-                if t is list or t is tuple:
+                if t is list or t is tuple or isinstance(val, (list, tuple)):
                     for i, e in enumerate(val):
                         iterated = True
                         one(i, e, _iface_elem(e))
-                elif t is dict:
+                elif t is dict or isinstance(val, dict):
                     for k in sorted_keys(val):
                         iterated = True
                         e = val[k]
@@ -329,7 +329,14 @@ class State:
                 if has_args:
                     self.errorf(f"{name} has arguments but cannot be invoked as function")
                 v = getattr(receiver, attr)
-                return v, info.iface.get(attr, False)
+                if v is None:
+                    v = info.nil_as[attr]
+                return v, info.iface[attr]
+        if isinstance(receiver, dict):  # a nil map from a typed struct field, or a dict subclass
+            if has_args:
+                self.errorf(f"{name} is not a method but has arguments")
+            v = receiver.get(name, MISSING)
+            return v, v is not MISSING and _iface_elem(v)
         self.errorf(f"can't evaluate field {name} in type {typ}")
 
     # ---- function calls -------------------------------------------------
@@ -454,8 +461,8 @@ class State:
             or (typ == T_INT and vt is int)
             or (typ == T_FLOAT and vt is float)
             or (typ == T_BOOL and vt is bool)
-            or (typ == T_LIST and (vt is list or vt is tuple))
-            or (typ == T_MAP and vt is dict)
+            or (typ == T_LIST and isinstance(value, (list, tuple)))
+            or (typ == T_MAP and isinstance(value, dict))
         )
         if ok:
             return value

@@ -138,7 +138,11 @@ def _index(item, *indexes):
         if item is None:
             raise FuncError("index of nil pointer")
         t = type(item)
-        if t is list or t is tuple or t is str:
+        if isinstance(item, (list, tuple)):
+            t = list
+        elif isinstance(item, dict):
+            t = dict
+        if t is list or t is str:
             n = len(item.encode("utf-8", "surrogateescape")) if t is str else len(item)
             x = _index_arg(ix, n)
             if x == n:
@@ -170,10 +174,9 @@ def _len(item) -> int:
         raise FuncError("reflect: call of reflect.Value.Type on zero Value")
     if item is None:
         raise FuncError("len of nil pointer")
-    t = type(item)
-    if t is str:
+    if type(item) is str:
         return len(item.encode("utf-8", "surrogateescape"))
-    if t in (list, tuple, dict):
+    if isinstance(item, (list, tuple, dict)):
         return len(item)
     raise FuncError(f"len of type {go_type_name(item)}")
 

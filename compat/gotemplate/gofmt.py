@@ -264,10 +264,10 @@ def sprintln(args) -> str:
 # ---------------------------------------------------------------- printf
 
 class _Spec:
-    __slots__ = ("minus", "plus", "sharp", "space", "zero", "width", "prec", "verb")
+    __slots__ = ("minus", "plus", "sharp", "space", "zero", "width", "prec", "verb", "plus_v")
 
     def __init__(self):
-        self.minus = self.plus = self.sharp = self.space = self.zero = False
+        self.minus = self.plus = self.sharp = self.space = self.zero = self.plus_v = False
         self.width = None
         self.prec = None
         self.verb = "v"
@@ -301,6 +301,8 @@ def _fmt_int(v: int, sp: _Spec) -> str:
         body = str(a)
     elif verb == "b":
         body = format(a, "b")
+        if sp.sharp:
+            body = "0b" + body
     elif verb == "o":
         body = format(a, "o")
         if sp.sharp:
@@ -433,7 +435,7 @@ def fmt_one(v, sp: _Spec, depth: int = 0) -> str:
     if isinstance(v, dict):
         return "map[" + " ".join(_elem(k, sp) + ":" + _elem(v[k], sp) for k in sorted_keys(v)) + "]"
     if is_struct(v):
-        if sp.plus and verb == "v":
+        if sp.plus_v:
             return "{" + " ".join(n + ":" + _elem(x, sp) for n, x in struct_items(v)) + "}"
         return "{" + " ".join(_elem(x, sp) for _, x in struct_items(v)) + "}"
     return _pad(str(v), sp)
@@ -476,6 +478,7 @@ def sprintf(fmt: str, args: list) -> str:
         # argument index [n]
         i, argi, ok_idx = _arg_index(fmt, i, argi, len(args))
         reordered = reordered or ok_idx is not None
+        bad_index = ok_idx is False
         if i < n and fmt[i] == "*":
             i += 1
             if argi < len(args) and type(args[argi]) is int:
@@ -496,6 +499,8 @@ def sprintf(fmt: str, args: list) -> str:
         if i < n and fmt[i] == ".":
             i += 1
             i, argi, ok_idx2 = _arg_index(fmt, i, argi, len(args))
+            bad_index = bad_index or ok_idx2 is False
+            reordered = reordered or ok_idx2 is not None
             if i < n and fmt[i] == "*":
                 i += 1
                 if argi < len(args) and type(args[argi]) is int and args[argi] >= 0:
@@ -509,7 +514,8 @@ def sprintf(fmt: str, args: list) -> str:
                     i += 1
                 sp.prec = int(fmt[k:i]) if i > k else 0
         i, argi, ok_idx3 = _arg_index(fmt, i, argi, len(args))
-        if ok_idx3 is False:
+        reordered = reordered or ok_idx3 is not None
+        if bad_index or ok_idx3 is False:
             out.append("%!" + (fmt[i] if i < n else "") + "(BADINDEX)")
             i += 1
             continue
@@ -519,6 +525,9 @@ def sprintf(fmt: str, args: list) -> str:
         verb = fmt[i]
         i += 1
         sp.verb = verb
+        if verb == "v" and sp.plus:  # %+v: field names for structs, no signs on numbers
+            sp.plus = False
+            sp.plus_v = True
         if verb == "%":
             out.append("%")
             continue

@@ -9,7 +9,7 @@ import re
 from . import gojson
 from .funcs import T_ANY, T_BOOL, T_INT, T_LIST, T_MAP, T_STR, FuncError, FuncSpec
 from .gofmt import format_value, quote, sprintf
-from .values import MISSING, go_type_name, is_struct
+from .values import MISSING, NIL_LIST, go_type_name, is_struct
 
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
@@ -158,7 +158,8 @@ def _go_upper(s: str) -> str:
 
 
 def _go_lower(s: str) -> str:
-    return "".join(u if len(u := c.lower()) == 1 else c for c in s)
+    # U+0130 is the one rune whose full lowercase mapping differs from Go's simple mapping ("i").
+    return "".join(u if len(u := c.lower()) == 1 else ("i" if c == "\u0130" else c) for c in s)
 
 
 def _is_separator(c: str) -> bool:
@@ -529,12 +530,12 @@ def _last(v):
 
 def _rest(v):
     lst = _seq_of(v, "find rest")
-    return list(lst[1:]) if lst else None
+    return list(lst[1:]) if lst else NIL_LIST
 
 
 def _initial(v):
     lst = _seq_of(v, "find initial")
-    return list(lst[:-1]) if lst else None
+    return list(lst[:-1]) if lst else NIL_LIST
 
 
 def _append(v, x):

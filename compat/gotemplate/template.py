@@ -13,8 +13,6 @@ from .sprig import SPRIG
 # Sprig's functions shadow same-named builtins (LocalAI adds sprig.FuncMap() to text/template).
 DEFAULT_FUNCS: dict[str, FuncSpec] = {**BUILTINS, **SPRIG}
 
-_CONTEXT_MAX = 20
-
 
 class Template:
     """A parsed Go template and the templates it {{define}}s; immutable after parse."""
@@ -42,7 +40,7 @@ class Template:
         return "".join(state.out)
 
     def error_context(self, node) -> tuple[str, str]:
-        """Go's ErrorContext: ("name:line:col", node text shortened to 20 chars)."""
+        """Go's ErrorContext: ("name:line:col", the node's text)."""
         b = self._src_bytes
         if b is None:
             b = self._src_bytes = self.text.encode("utf-8", "surrogateescape")
@@ -51,10 +49,7 @@ class Template:
         nl = head.rfind(b"\n")
         col = pos if nl < 0 else pos - (nl + 1)
         line = 1 + head.count(b"\n")
-        ctx = str(node)
-        if len(ctx.encode("utf-8", "surrogateescape")) > _CONTEXT_MAX:
-            ctx = ctx[:_CONTEXT_MAX] + "..."
-        return f"{self.name}:{line}:{col}", ctx
+        return f"{self.name}:{line}:{col}", str(node)
 
 
 def parse(text: str, name: str = "prompt", funcs: dict[str, FuncSpec] | None = None) -> Template:

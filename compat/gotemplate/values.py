@@ -23,13 +23,29 @@ MISSING = _Missing()
 _JSON_META = "go_json"
 
 
+class NilList(list):
+    """A nil Go slice held by a typed struct field: empty when printed/ranged, null in JSON."""
+
+    __slots__ = ()
+
+
+class NilDict(dict):
+    """A nil Go map held by a typed struct field: empty when read, null in JSON."""
+
+    __slots__ = ()
+
+
+NIL_LIST = NilList()
+NIL_DICT = NilDict()
+
+
 def go_field(json: str | None = None) -> dict:
     """Field metadata carrying a Go struct tag, e.g. field(metadata=go_field(json="name,omitempty"))."""
     return {_JSON_META: json}
 
 
 class _StructInfo:
-    __slots__ = ("go_name", "fields", "json_fields", "iface")
+    __slots__ = ("go_name", "fields", "json_fields", "iface", "nil_as")
 
     def __init__(self, cls: type):
         self.go_name = getattr(cls, "__go_type__", None) or cls.__name__
@@ -37,6 +53,8 @@ class _StructInfo:
         self.fields = {f.name: f.name for f in fs}
         # Fields declared as Any hold Go interface values (error texts say "interface {}").
         self.iface = {f.name: _is_any_annotation(f.type) for f in fs}
+        # What None means in a field: a nil slice/map for list/dict-typed fields, else nil interface.
+        self.nil_as = {f.name: _nil_for_annotation(f.type) for f in fs}
         # (attribute, json name, omitempty) in declaration order; "-" fields dropped.
         jf = []
         for f in fs:
@@ -62,6 +80,19 @@ def _is_any_annotation(ann: Any) -> bool:
     return False
 
 
+def _nil_for_annotation(ann: Any):
+    text = ann if isinstance(ann, str) else getattr(ann, "__name__", None) or repr(ann)
+    text = text.replace(" ", "").replace("typing.", "")
+    if text.startswith("Optional[") and text.endswith("]"):
+        text = text[len("Optional["):-1]
+    text = text.removesuffix("|None").removeprefix("None|")
+    if text.startswith(("list", "List", "tuple", "Tuple", "Sequence")):
+        return NIL_LIST
+    if text.startswith(("dict", "Dict", "Mapping")):
+        return NIL_DICT
+    return None
+
+
 _INFO: dict[type, _StructInfo] = {}
 
 
@@ -76,8 +107,16 @@ def is_struct(v: Any) -> bool:
     return dataclasses.is_dataclass(v) and not isinstance(v, type)
 
 
+def field_value(info: _StructInfo, v: Any, attr: str) -> Any:
+    x = getattr(v, attr)
+    if x is None:
+        return info.nil_as[attr]
+    return x
+
+
 def struct_items(v: Any):
-    return [(name, getattr(v, name)) for name in struct_info(type(v)).fields]
+    info = struct_info(type(v))
+    return [(name, field_value(info, v, name)) for name in info.fields]
 
 
 def go_type_name(v: Any) -> str:
@@ -93,9 +132,9 @@ def go_type_name(v: Any) -> str:
         return "int"
     if t is float:
         return "float64"
-    if t is list or t is tuple:
+    if t is list or t is tuple or t is NilList:
         return "[]interface {}"
-    if t is dict:
+    if t is dict or t is NilDict:
         return "map[string]interface {}"
     if is_struct(v):
         return struct_info(t).go_name
