@@ -48,6 +48,10 @@ def runtime_options(cfg, models_path: Path, policy: ManagerPolicy) -> RuntimeOpt
     n_slots = cfg.option_int("parallel") or policy.parallel or DEFAULT_SLOTS
     if n_slots < 1:
         raise InvalidRequest(f"model {cfg.name}: parallel must be >= 1")
+    for field_name in ("f16", "low_vram", "numa"):
+        if getattr(cfg, field_name, False):
+            # As in LocalAI's llama-cpp backend; the KV cache is f16 by default anyway.
+            log.debug("model %s: `%s` is accepted and has no effect", cfg.name, field_name)
     batch = cfg.parameters.batch or 512
     ubatch = cfg.option_int("n_ubatch")
     split = cfg.tensor_split or ""
