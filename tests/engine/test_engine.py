@@ -255,8 +255,9 @@ def test_json_object_grammar_gives_json(gguf_path, make_engine):
     from compat.requests import JSON_OBJECT_GBNF
 
     engine = make_engine(gguf_path("spm-random"), n_slots=1, n_ctx=1024)
-    for seed in range(3):
-        params = GenerationParams(SamplingParams(temperature=0.7, seed=seed, grammar=JSON_OBJECT_GBNF), max_tokens=200)
+    for temperature, seed in ((0.0, None), (0.7, 1)):
+        sampling = SamplingParams(temperature=temperature, seed=seed, grammar=JSON_OBJECT_GBNF)
+        params = GenerationParams(sampling, max_tokens=200)
         run = submit(engine, "hello", params).wait()
         # The grammar ends the object, so the model stops by itself with a JSON object.
         assert run.end.reason == "stop"
