@@ -184,3 +184,12 @@ def test_misspelled_field_is_logged_with_a_suggestion(server):
         "model": "chatml", "templature": 0.1, "messages": [{"role": "user", "content": "hi"}]}, timeout=30)
     time.sleep(0.2)
     assert 'did you mean "temperature"' in server[1].read_text()
+
+
+def test_response_format_json_object(client):
+    import json
+
+    r = client.chat.completions.create(model="embedder", messages=[{"role": "user", "content": "hello"}],
+                                       response_format={"type": "json_object"}, temperature=0, max_tokens=200)
+    assert r.choices[0].finish_reason == "stop"
+    assert isinstance(json.loads(r.choices[0].message.content), dict)
