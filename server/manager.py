@@ -148,7 +148,8 @@ class ModelManager:
         return self._models_path
 
     def list_models(self) -> list[str]:
-        return list(self.configs.models)
+        """Configured names, then loose files in the models path (servable by file name)."""
+        return list(self.configs.models) + self.configs.loose_files()
 
     def config_for(self, name: str | None):
         if not name:

@@ -64,9 +64,12 @@ def server(tmp_path_factory, gguf_path):
     models = tmp_path_factory.mktemp("models")
     for name in ("bpe-chatml", "spm-scripted", "spm-random"):
         shutil.copy(gguf_path(name), models / f"{name}.gguf")
+    # A GGUF no config mentions: LocalAI serves it by file name with default settings.
+    shutil.copy(gguf_path("spm-scripted"), models / "loose.gguf")
     (models / "config.yaml").write_text(CONFIG)
     port = _free_port()
-    log = open(models / "server.log", "w")
+    log_path = tmp_path_factory.mktemp("logs") / "server.log"
+    log = open(log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "run", "--config-file", str(models / "config.yaml"),
          "--models-path", str(models), "--address", f"127.0.0.1:{port}"],
@@ -83,9 +86,9 @@ def server(tmp_path_factory, gguf_path):
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             log.flush()
-            raise AssertionError("server did not start:\n" + (models / "server.log").read_text())
+            raise AssertionError("server did not start:\n" + log_path.read_text())
         time.sleep(0.1)
-    yield base, models / "server.log"
+    yield base, log_path
     proc.terminate()
     proc.wait(20)
     log.close()
@@ -97,7 +100,12 @@ def client(server) -> openai.OpenAI:
 
 
 def test_model_list(client):
-    assert sorted(m.id for m in client.models.list()) == ["chatml", "embedder", "scripted"]
+    assert sorted(m.id for m in client.models.list()) == ["chatml", "embedder", "loose.gguf", "scripted"]
+
+
+def test_a_bare_model_file_is_servable_by_name(client):
+    r = client.completions.create(model="loose.gguf", prompt="one", temperature=0)
+    assert r.choices[0].text == " two three four five"
 
 
 def test_chat_with_the_ggufs_own_template(client):
