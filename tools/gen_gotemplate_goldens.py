@@ -383,6 +383,26 @@ CASES: list[tuple[str, str, dict | None]] = [
     ("printf_star_bad", '{{printf "%*d" "x" 1}}', None),
     ("printf_q_unicode", '{{printf "%q %+q %q" "日本\x01" "日本" 0x1F600}}', None),
     ("printf_v_struct_like_map", '{{printf "%+v %v" .m .mixed}}', None),
+    # --- found by differential fuzzing
+    ("sprig_int64_to_int_param", '{{repeat (add 1 1) "x"}}', None),
+    ("sprig_int64_type_and_kind", '{{printf "%T %d" (add 1 2) (mul 2 3)}} {{typeOf (max 1 2)}} {{kindOf (add1 1)}} {{eq (add 1 1) 2}} {{index .l (sub 2 1)}}', None),
+    ("sprig_int64_in_type_error", "{{upper (add 1 2)}}", None),
+    ("sprig_int64_slice_error", "{{slice (mul 2 3)}}", None),
+    ("printf_bad_verb_keeps_width", '{{printf "%5.2f|%-4d|%x" "héllo" "ab" 1.5}}', None),
+    ("printf_nil_inside_containers", '{{printf "%s|%d|%5v" .mixed .mixed .mixed}}', None),
+    ("eq_non_comparable_types", '{{eq (list 1 "a") .m}}', None),
+    ("eq_non_comparable_second", '{{eq .m .m}}', None),
+    ("range_over_string_list_elems", '{{range splitList "," "a,b"}}{{.x}}{{end}}', None),
+    ("parse_unexpected_dot", "{{template .}}", None),
+    ("parse_unexpected_nil", "{{define nil}}{{end}}", None),
+    ("parse_line_after_trim_newline", "a\n{{-\nnosuch\n-}}\nb", None),
+    ("parse_line_after_right_trim", "{{.s\n-}}\n\n{{nosuch}}", None),
+    ("lex_complex_bad", "{{print 12345678-9}}", None),
+    ("lex_empty_char", "{{''}}", None),
+    ("lex_long_char", "{{'ab'}}", None),
+    ("lex_unrecognized_char", "{{.s ^}}", None),
+    ("lex_bad_char_after_ident", "{{print@}}", None),
+    ("printf_hex_float", '{{printf "%x %X %.1x" 1.0 -3.75 0.1}}', None),
     # --- gallery-like templates
     ("gallery_chatml",
      "{{.Input -}}\n<|im_start|>assistant\n", {"Input": "<|im_start|>user\nhi<|im_end|>"}),
@@ -420,7 +440,7 @@ def run_oracle(template: str, data: dict) -> dict:
             return {"expected": raw.decode("utf-8")}
         except UnicodeDecodeError:  # Go strings are bytes; sprig's substr/nospace can split UTF-8
             return {"expected_bytes_b64": base64.b64encode(raw).decode("ascii")}
-    msg = (r.stderr + r.stdout).decode("utf-8", "replace").strip()
+    msg = (r.stderr + r.stdout).decode("utf-8", "replace").removesuffix("\n")
     for p in _PREFIXES:
         if msg.startswith(p):
             msg = msg[len(p):]

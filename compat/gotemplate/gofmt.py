@@ -99,6 +99,8 @@ def unquote(s: str) -> str:
 
 def unquote_char(s: str) -> int:
     """The rune value of a 'x' literal."""
+    if len(s) == 2:
+        raise ValueError("invalid syntax")
     if len(s) < 3 or s[0] != "'" or s[-1] != "'":
         raise ValueError(f"malformed character constant: {s}")
     body = _unescape(s[1:-1], "'")
@@ -288,9 +290,16 @@ def _pad(s: str, sp: _Spec, numeric: bool = False) -> str:
 
 
 def _bad_verb(sp: _Spec, v) -> str:
+    """%!verb(type=value): the value is printed with %v under the same flags, width and precision."""
+    verb = sp.verb
     if v is None or v is MISSING:
-        return f"%!{sp.verb}(<nil>)"
-    return f"%!{sp.verb}({go_type_name(v)}={format_value(v)})"
+        return f"%!{verb}(<nil>)"
+    sp.verb = "v"
+    try:
+        shown = fmt_one(v, sp)
+    finally:
+        sp.verb = verb
+    return f"%!{verb}({go_type_name(v)}={shown})"
 
 
 def _fmt_int(v: int, sp: _Spec) -> str:
@@ -377,7 +386,7 @@ def _fmt_float(v: float, sp: _Spec) -> str:
     elif verb in "fF":
         s = "%.*f" % (6 if prec is None else prec, v)
     elif verb in "xX":
-        s = float.hex(v)
+        s = _hex_float(v, prec)
         if verb == "X":
             s = s.upper()
     else:
@@ -387,6 +396,35 @@ def _fmt_float(v: float, sp: _Spec) -> str:
     elif sp.space and not s.startswith("-"):
         s = " " + s
     return _pad(s, sp, True)
+
+
+def _hex_float(v: float, prec) -> str:
+    """strconv's 'x' format: 0x1.8p+00 (shortest mantissa unless a precision is given)."""
+    h = float.hex(abs(v))  # 0x1.8000000000000p+0
+    mant, _, exp = h[2:].partition("p")
+    ip, _, fp = mant.partition(".")
+    fp = fp.rstrip("0")
+    if prec is not None:
+        # round the hex fraction to prec digits
+        bits = int(ip + fp.ljust(13, "0"), 16)
+        shift = 4 * (13 - prec)
+        if shift > 0:
+            half = 1 << (shift - 1)
+            rem = bits & ((1 << shift) - 1)
+            bits >>= shift
+            if rem > half or (rem == half and bits & 1):
+                bits += 1
+        digits = format(bits, "x")
+        lead = 1 if prec == 0 else len(digits) - prec
+        ip, fp = digits[:lead] or "0", digits[lead:]
+        if int(ip, 16) >= 2:  # rounding carried into the next power of two
+            ip, fp = "1", fp
+            exp = str(int(exp) + 1)
+    e = int(exp)
+    if v == 0:
+        e = 0
+    s = "0x" + ip + ("." + fp if fp else "") + "p" + ("-" if e < 0 else "+") + f"{abs(e):02d}"
+    return ("-" if math.copysign(1.0, v) < 0 else "") + s
 
 
 def _fmt_str(v: str, sp: _Spec) -> str:
@@ -442,8 +480,8 @@ def fmt_one(v, sp: _Spec, depth: int = 0) -> str:
 
 
 def _elem(x, sp: _Spec) -> str:
-    if x is None and sp.verb == "v":
-        return "<nil>"
+    if x is None or x is MISSING:  # a nil interface inside a container prints <nil> for any verb
+        return _pad("<nil>", sp)
     return fmt_one(x, sp, 1)
 
 
@@ -481,7 +519,7 @@ def sprintf(fmt: str, args: list) -> str:
         bad_index = ok_idx is False
         if i < n and fmt[i] == "*":
             i += 1
-            if argi < len(args) and type(args[argi]) is int:
+            if argi < len(args) and isinstance(args[argi], int) and type(args[argi]) is not bool:
                 sp.width = args[argi]
                 if sp.width < 0:
                     sp.minus = True
@@ -503,7 +541,7 @@ def sprintf(fmt: str, args: list) -> str:
             reordered = reordered or ok_idx2 is not None
             if i < n and fmt[i] == "*":
                 i += 1
-                if argi < len(args) and type(args[argi]) is int and args[argi] >= 0:
+                if argi < len(args) and isinstance(args[argi], int) and type(args[argi]) is not bool and args[argi] >= 0:
                     sp.prec = args[argi]
                 else:
                     out.append("%!(BADPREC)")

@@ -9,7 +9,7 @@ import re
 from . import gojson
 from .funcs import T_ANY, T_BOOL, T_INT, T_LIST, T_MAP, T_STR, FuncError, FuncSpec
 from .gofmt import format_value, quote, sprintf
-from .values import MISSING, NIL_LIST, go_type_name, is_struct
+from .values import MISSING, NIL_LIST, Int64, IntList, StringList, go_type_name, is_struct
 
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
@@ -35,6 +35,8 @@ def go_kind(v) -> str:
     """reflect.Kind name of a value (sprig error texts use kinds, not types)."""
     if isinstance(v, bool):
         return "bool"
+    if type(v) is Int64:
+        return "int64"
     if isinstance(v, int):
         return "int"
     if isinstance(v, float):
@@ -58,7 +60,7 @@ def _wrap64(n: int) -> int:
 def _parse_go_int(s: str, base0: bool = True):
     s2 = s
     neg = False
-    if s2[:1] in "+-":
+    if s2 and s2[0] in "+-":
         neg = s2[0] == "-"
         s2 = s2[1:]
     if not s2:
@@ -202,10 +204,10 @@ def _go_split(s: str, sep: str) -> list[str]:
 
 def strslice(v) -> list[str]:
     if isinstance(v, (list, tuple)):
-        return [strval(x) for x in v if not _nil(x)]
+        return StringList(strval(x) for x in v if not _nil(x))
     if _nil(v):
-        return []
-    return [strval(v)]
+        return StringList()
+    return StringList([strval(v)])
 
 
 def _panic_kind(what: str, v) -> FuncError:
@@ -243,7 +245,7 @@ def _split(sep, s):
 
 
 def _split_list(sep, s):
-    return _go_split(s, sep)
+    return StringList(_go_split(s, sep))
 
 
 def _splitn(sep, n, s):
@@ -397,22 +399,22 @@ def _fail(msg):
 # ---------------------------------------------------------------- math
 
 def _add(*args):
-    return _wrap64(sum(to_int64(a) for a in args))
+    return Int64(_wrap64(sum(to_int64(a) for a in args)))
 
 
 def _add1(a):
-    return _wrap64(to_int64(a) + 1)
+    return Int64(_wrap64(to_int64(a) + 1))
 
 
 def _sub(a, b):
-    return _wrap64(to_int64(a) - to_int64(b))
+    return Int64(_wrap64(to_int64(a) - to_int64(b)))
 
 
 def _mul(a, *rest):
     v = to_int64(a)
     for b in rest:
         v = _wrap64(v * to_int64(b))
-    return v
+    return Int64(v)
 
 
 def _go_div(a: int, b: int) -> int:
@@ -423,36 +425,40 @@ def _go_div(a: int, b: int) -> int:
 
 
 def _div(a, b):
-    return _go_div(to_int64(a), to_int64(b))
+    return Int64(_go_div(to_int64(a), to_int64(b)))
 
 
 def _mod(a, b):
     x, y = to_int64(a), to_int64(b)
     if y == 0:
         raise FuncError("runtime error: integer divide by zero")
-    return x - _go_div(x, y) * y
+    return Int64(x - _go_div(x, y) * y)
 
 
 def _max(a, *rest):
     v = to_int64(a)
     for b in rest:
         v = max(v, to_int64(b))
-    return v
+    return Int64(v)
 
 
 def _min(a, *rest):
     v = to_int64(a)
     for b in rest:
         v = min(v, to_int64(b))
-    return v
+    return Int64(v)
 
 
 def _to_int(v):
     return to_int64(v)
 
 
+def _to_int64(v):
+    return Int64(to_int64(v))
+
+
 def _until(n):
-    return list(range(n)) if n >= 0 else list(range(0, n, -1))
+    return IntList(range(n)) if n >= 0 else IntList(range(0, n, -1))
 
 
 # ---------------------------------------------------------------- lists & dicts
@@ -493,7 +499,7 @@ def _has_key(d, key):
 
 
 def _keys(*dicts):
-    out = []
+    out = StringList()
     for d in dicts:
         if d:
             out.extend(d.keys())
@@ -582,8 +588,8 @@ def _has(needle, haystack):
 
 def _sort_alpha(v):
     if isinstance(v, (list, tuple)):
-        return sorted(strslice(v), key=_bytes)
-    return [strval(v)]
+        return StringList(sorted(strslice(v), key=_bytes))
+    return StringList([strval(v)])
 
 
 def _sprig_slice(v, *indices):
@@ -651,7 +657,7 @@ def _regex_find(pattern, s):
 
 def _regex_find_all(pattern, s, n):
     ms = [m.group(0) for m in _re(pattern, True).finditer(s)]
-    return ms if n < 0 else ms[:n]
+    return StringList(ms if n < 0 else ms[:n])
 
 
 def _expand(template: str, m) -> str:
@@ -712,7 +718,7 @@ def _regex_split(pattern, s, n):
     parts = r.split(s) if r.groups == 0 else re.compile(r.pattern.replace("(", "(?:")).split(s)
     if n > 0 and len(parts) > n:
         parts = parts[: n - 1] + [s[sum(len(p) for p in parts[: n - 1]):]]
-    return parts
+    return StringList(parts)
 
 
 # ---------------------------------------------------------------- json & types
@@ -796,7 +802,7 @@ SPRIG: dict[str, FuncSpec] = {
     "toStrings": S(strslice, (T_ANY,)),
     "atoi": S(_atoi, (T_STR,)),
     "int": S(_to_int, (T_ANY,)),
-    "int64": S(to_int64, (T_ANY,)),
+    "int64": S(_to_int64, (T_ANY,)),
     "float64": S(to_float64, (T_ANY,)),
     "ternary": S(_ternary, (T_ANY, T_ANY, T_BOOL)),
     "coalesce": S(_coalesce, (), T_ANY),

@@ -35,6 +35,24 @@ class NilDict(dict):
     __slots__ = ()
 
 
+class StringList(list):
+    """A Go []string (what sprig's splitList/keys/sortAlpha return): elements are concrete strings."""
+
+    __slots__ = ()
+
+
+class IntList(list):
+    """A Go []int (sprig's until)."""
+
+    __slots__ = ()
+
+
+class Int64(int):
+    """A Go int64 (sprig's math results): prints like int, but is not assignable to an int parameter."""
+
+    __slots__ = ()
+
+
 NIL_LIST = NilList()
 NIL_DICT = NilDict()
 
@@ -130,10 +148,16 @@ def go_type_name(v: Any) -> str:
         return "bool"
     if t is int:
         return "int"
+    if t is Int64:
+        return "int64"
     if t is float:
         return "float64"
     if t is list or t is tuple or t is NilList:
         return "[]interface {}"
+    if t is StringList:
+        return "[]string"
+    if t is IntList:
+        return "[]int"
     if t is dict or t is NilDict:
         return "map[string]interface {}"
     if is_struct(v):

@@ -172,3 +172,9 @@ def test_range_assignment_form_sets_index_then_element():
     # Go >= 1.21 semantics (the 1.20 oracle swapped them): {{range $i, $e = ...}} assigns existing vars.
     assert render("{{$i := 0}}{{$e := 0}}{{range $i, $e = .l}}{{end}}{{$i}}{{$e}}", {"l": ["a", "b", "c"]}) == "2c"
     assert render("{{$e := 0}}{{range $e = .l}}{{end}}{{$e}}", {"l": ["a", "b"]}) == "b"
+
+
+def test_multiline_comment_counts_lines_in_errors():
+    # Go 1.20 (the oracle) forgot the newlines inside comments; we count them.
+    with pytest.raises(ParseError, match="prompt:3: function \"nosuch\" not defined"):
+        parse("{{/* a\nb */}}\n{{nosuch}}")
