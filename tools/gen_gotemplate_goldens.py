@@ -402,6 +402,8 @@ CASES: list[tuple[str, str, dict | None]] = [
     ("lex_long_char", "{{'ab'}}", None),
     ("lex_unrecognized_char", "{{.s ^}}", None),
     ("lex_bad_char_after_ident", "{{print@}}", None),
+    ("printf_nil_in_container_unpadded", '{{printf "[%-6s][%6v][%6d]" .mixed .mixed .mixed}}', None),
+    ("printf_bad_verb_int64", '{{printf "%G %s" (max 1 2) (add 1 2)}}', None),
     ("printf_hex_float", '{{printf "%x %X %.1x" 1.0 -3.75 0.1}}', None),
     # --- gallery-like templates
     ("gallery_chatml",

@@ -302,7 +302,7 @@ def _bad_verb(sp: _Spec, v) -> str:
     return f"%!{verb}({go_type_name(v)}={shown})"
 
 
-def _fmt_int(v: int, sp: _Spec) -> str:
+def _fmt_int(v: int, sp: _Spec, orig=None) -> str:
     verb = sp.verb
     neg = v < 0
     a = -v if neg else v
@@ -336,7 +336,7 @@ def _fmt_int(v: int, sp: _Spec) -> str:
             s += " '" + _rune(v) + "'"
         return _pad(s, sp)
     else:
-        return _bad_verb(sp, v)
+        return _bad_verb(sp, v if orig is None else orig)
     if sp.prec is not None:
         body = body.rjust(sp.prec, "0") if not (sp.prec == 0 and v == 0) else ""
     sign = "-" if neg else ("+" if sp.plus else (" " if sp.space else ""))
@@ -463,7 +463,7 @@ def fmt_one(v, sp: _Spec, depth: int = 0) -> str:
             return _pad("true" if v else "false", sp)
         return _bad_verb(sp, v)
     if t is int or isinstance(v, int):
-        return _fmt_int(int(v), sp)
+        return _fmt_int(int(v), sp, v)
     if t is float or isinstance(v, float):
         return _fmt_float(float(v), sp)
     if t is str or isinstance(v, str):
@@ -480,8 +480,8 @@ def fmt_one(v, sp: _Spec, depth: int = 0) -> str:
 
 
 def _elem(x, sp: _Spec) -> str:
-    if x is None or x is MISSING:  # a nil interface inside a container prints <nil> for any verb
-        return _pad("<nil>", sp)
+    if x is None or x is MISSING:  # a nil interface inside a container: <nil>, any verb, no padding
+        return "<nil>"
     return fmt_one(x, sp, 1)
 
 
