@@ -6,6 +6,7 @@ import dataclasses
 import math
 import re
 
+from .godate import as_go_time
 from .values import MISSING, go_type_name, is_struct, struct_items
 
 # ---------------------------------------------------------------- strconv
@@ -225,6 +226,9 @@ def format_value(v, plus: bool = False, top: bool = True) -> str:
         return str(v)
     if isinstance(v, (list, tuple)):
         return format_value(list(v), plus, top)
+    t_ = as_go_time(v)
+    if t_ is not None:
+        return str(t_)
     if isinstance(v, dict):
         return format_value(dict(v), plus, top)
     return str(v)

@@ -6,7 +6,7 @@ import base64
 import binascii
 import re
 
-from . import gojson
+from . import godate, gojson
 from .funcs import T_ANY, T_BOOL, T_INT, T_LIST, T_MAP, T_STR, FuncError, FuncSpec
 from .gofmt import format_value, quote, sprintf
 from .values import MISSING, NIL_LIST, Int64, IntList, StringList, go_type_name, is_struct
@@ -852,6 +852,13 @@ SPRIG: dict[str, FuncSpec] = {
     "regexReplaceAll": S(_regex_replace_all, (T_STR, T_STR, T_STR)),
     "regexReplaceAllLiteral": S(_regex_replace_all_literal, (T_STR, T_STR, T_STR)),
     "regexSplit": S(_regex_split, (T_STR, T_STR, T_INT)),
+    # dates
+    "now": S(godate.sprig_now, ()),
+    "date": S(godate.sprig_date, (T_STR, T_ANY)),
+    "dateInZone": S(godate.sprig_date_in_zone, (T_STR, T_ANY, T_STR)),
+    "date_in_zone": S(godate.sprig_date_in_zone, (T_STR, T_ANY, T_STR)),
+    "htmlDate": S(godate.sprig_html_date, (T_ANY,)),
+    "unixEpoch": S(godate.sprig_unix_epoch, (T_ANY,)),
     # json & types
     "toJson": S(_to_json, (T_ANY,)),
     "toPrettyJson": S(_to_pretty_json, (T_ANY,)),

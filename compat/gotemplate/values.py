@@ -162,6 +162,8 @@ def go_type_name(v: Any) -> str:
         return "map[string]interface {}"
     if is_struct(v):
         return struct_info(t).go_name
+    if type(v).__name__ in ("GoTime", "datetime"):
+        return "time.Time"
     if isinstance(v, bool):
         return "bool"
     if isinstance(v, int):

@@ -178,3 +178,17 @@ def test_multiline_comment_counts_lines_in_errors():
     # Go 1.20 (the oracle) forgot the newlines inside comments; we count them.
     with pytest.raises(ParseError, match="prompt:3: function \"nosuch\" not defined"):
         parse("{{/* a\nb */}}\n{{nosuch}}")
+
+
+def test_now_and_date_functions():
+    import datetime as dt
+
+    year = str(dt.datetime.now().year)
+    assert render('{{typeOf now}} {{now | date "2006"}}') == f"time.Time {year}"
+    assert render('{{toJson now}}').startswith(f'"{year}-')
+    tz = dt.timezone(dt.timedelta(hours=5, minutes=30))
+    when = dt.datetime(2023, 11, 15, 3, 43, 20, 123000, tzinfo=tz)
+    assert render('{{dateInZone "Jan _2 15:04:05.000 -07:00" .t "UTC"}} {{unixEpoch .t}}', {"t": when}) == (
+        "Nov 14 22:13:20.123 +00:00 1700000000"
+    )
+    assert render("{{.t}}", {"t": when}) == "2023-11-15 03:43:20.123 +0530 +0530"
