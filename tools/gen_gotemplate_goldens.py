@@ -406,6 +406,8 @@ CASES: list[tuple[str, str, dict | None]] = [
     ("printf_bad_verb_int64", '{{printf "%G %s" (max 1 2) (add 1 2)}}', None),
     ("sprig_dateInZone_layouts", '{{dateInZone "2006-01-02 15:04:05 Mon Monday Jan January _2 2 1 01 3PM 03pm 15h -07:00 -0700 Z07:00 MST .000 .999 ,00 002 06" 86399 "UTC"}}', None),
     ("sprig_dateInZone_float_is_now_year", '{{dateInZone "2006" 1.0 "UTC" | len}} {{dateInZone "2006-01-02T15:04:05Z07:00" 1700000000 "UTC"}}', None),
+    ("pipe_null_into_len", "{{.n | len}}", None),
+    ("pipe_null_into_print", "{{.n | print}} {{.n | printf \"%v\"}}", None),
     ("printf_hex_float", '{{printf "%x %X %.1x" 1.0 -3.75 0.1}}', None),
     # --- gallery-like templates
     ("gallery_chatml",

@@ -229,9 +229,9 @@ class State:
         value = _NO_FINAL
         for cmd in pipe.cmds:
             value = self.eval_command(dot, cmd, value)
-        # Go unwraps interface values at the end of a pipeline; a nil interface becomes invalid.
-        if value is None:
-            value = MISSING
+            # Go unwraps interface values after each command; a nil interface becomes invalid.
+            if value is None:
+                value = MISSING
         for v in pipe.decl:
             name = v.ident[0]
             if pipe.is_assign:

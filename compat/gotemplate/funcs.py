@@ -324,4 +324,4 @@ BUILTINS: dict[str, FuncSpec] = {
     "urlquery": FuncSpec(_urlquery, (), T_ANY),
 }
 
-__all__ = ["BUILTINS", "FuncSpec", "FuncError", "format_value"]
+__all__ = ["BUILTINS", "FuncSpec", "FuncError"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 
@@ -193,7 +192,7 @@ def format_float_json(f: float) -> str:
 
 # ---------------------------------------------------------------- %v
 
-def format_value(v, plus: bool = False, top: bool = True) -> str:
+def format_value(v, plus: bool = False) -> str:
     """fmt's %v (or %+v) for a template value."""
     if v is None or v is MISSING:
         return "<nil>"
@@ -207,15 +206,15 @@ def format_value(v, plus: bool = False, top: bool = True) -> str:
     if t is float:
         return format_float_g(v)
     if t is list or t is tuple:
-        return "[" + " ".join(format_value(x, plus, False) for x in v) + "]"
+        return "[" + " ".join(format_value(x, plus) for x in v) + "]"
     if t is dict:
         return "map[" + " ".join(
-            format_value(k, plus, False) + ":" + format_value(v[k], plus, False) for k in sorted_keys(v)
+            format_value(k, plus) + ":" + format_value(v[k], plus) for k in sorted_keys(v)
         ) + "]"
     if is_struct(v):
         if plus:
-            return "{" + " ".join(n + ":" + format_value(x, plus, False) for n, x in struct_items(v)) + "}"
-        return "{" + " ".join(format_value(x, plus, False) for _, x in struct_items(v)) + "}"
+            return "{" + " ".join(n + ":" + format_value(x, plus) for n, x in struct_items(v)) + "}"
+        return "{" + " ".join(format_value(x, plus) for _, x in struct_items(v)) + "}"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
@@ -225,12 +224,12 @@ def format_value(v, plus: bool = False, top: bool = True) -> str:
     if isinstance(v, str):
         return str(v)
     if isinstance(v, (list, tuple)):
-        return format_value(list(v), plus, top)
+        return format_value(list(v), plus)
     t_ = as_go_time(v)
     if t_ is not None:
         return str(t_)
     if isinstance(v, dict):
-        return format_value(dict(v), plus, top)
+        return format_value(dict(v), plus)
     return str(v)
 
 
@@ -628,5 +627,5 @@ def _go_syntax(v) -> str:
 
 __all__ = [
     "quote", "unquote", "unquote_char", "format_value", "format_float_g", "format_float_json",
-    "sprint", "sprintln", "sprintf", "sorted_keys", "dataclasses",
+    "sprint", "sprintln", "sprintf", "sorted_keys",
 ]

@@ -53,14 +53,14 @@ class Token:
         if self.kind in KEYWORDS_KIND or self.kind == DOT or self.kind == NIL:
             return "<" + self.val + ">"
         if len(self.val.encode()) > 10:
-            return go_quote(self.val[:10], limit=True) + "..."
+            return go_quote(self.val[:10]) + "..."
         return go_quote(self.val)
 
 
 KEYWORDS_KIND = {"kw:" + k for k in KEYWORDS}
 
 
-def go_quote(s: str, limit: bool = False) -> str:
+def go_quote(s: str) -> str:
     """strconv.Quote: double-quoted with Go escapes."""
     from .gofmt import quote
     return quote(s)
@@ -85,7 +85,7 @@ class Lexer:
 
     def __init__(self, src: str):
         self.src = src
-        self.bpos_cache: dict[int, int] = {}
+        self._ascii = src.isascii()
         self.tokens: list[Token] = []
         self.line = 1
         self.paren_depth = 0
@@ -98,7 +98,6 @@ class Lexer:
 
     def tokenize(self) -> list[Token]:
         src = self.src
-        self._ascii = src.isascii()
         n = len(src)
         i = 0
         while True:

@@ -17,10 +17,6 @@ _CMD_START = {
 }
 
 
-class _Abort(Exception):
-    pass
-
-
 class Tree:
     """One parsed template (the main one or a {{define}}d one)."""
 

@@ -7,8 +7,8 @@ import binascii
 import re
 
 from . import godate, gojson
-from .funcs import T_ANY, T_BOOL, T_INT, T_LIST, T_MAP, T_STR, FuncError, FuncSpec
-from .gofmt import format_value, quote, sprintf
+from .funcs import T_ANY, T_BOOL, T_INT, T_MAP, T_STR, FuncError, FuncSpec
+from .gofmt import format_value, quote
 from .values import MISSING, NIL_LIST, Int64, IntList, StringList, go_type_name, is_struct
 
 INT64_MIN = -(1 << 63)
@@ -143,11 +143,9 @@ def empty(v) -> bool:
 
 def deep_equal(a, b) -> bool:
     """reflect.DeepEqual for our data model (1 and 1.0 differ: int vs float64)."""
-    if type(a) is not type(b):
-        if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-            pass
-        else:
-            return False
+    both_lists = isinstance(a, (list, tuple)) and isinstance(b, (list, tuple))
+    if type(a) is not type(b) and not both_lists:
+        return False
     if isinstance(a, (list, tuple)):
         return len(a) == len(b) and all(deep_equal(x, y) for x, y in zip(a, b))
     if isinstance(a, dict):
@@ -249,9 +247,15 @@ def _split_list(sep, s):
 
 
 def _splitn(sep, n, s):
+    """strings.SplitN as a {_0: ..., _1: ...} map."""
     if n == 0:
         return {}
-    parts = _go_split(s, sep) if n < 0 else (s.split(sep, n - 1) if sep else list(s[: n - 1]) + ([s[n - 1:]] if len(s) >= n else []))
+    if n < 0:
+        parts = _go_split(s, sep)
+    elif sep:
+        parts = s.split(sep, n - 1)
+    else:
+        parts = list(s[: n - 1]) + ([s[n - 1:]] if len(s) >= n else [])
     return {f"_{i}": p for i, p in enumerate(parts)}
 
 
@@ -694,13 +698,10 @@ def _expand(template: str, m) -> str:
             i += 1 + len(name)
         try:
             g = m.group(int(name)) if name.isdigit() else m.group(name)
-        except (IndexError, error_types):
-            g = ""
+        except (IndexError, KeyError, re.error):
+            g = ""  # Go expands an unknown group to ""
         out.append(g or "")
     return "".join(out)
-
-
-error_types = (re.error, KeyError)
 
 
 def _regex_replace_all(pattern, s, repl):
@@ -870,4 +871,4 @@ SPRIG: dict[str, FuncSpec] = {
     "kindIs": S(_kind_is, (T_STR, T_ANY)),
 }
 
-__all__ = ["SPRIG", "strval", "to_int64", "empty", "sprintf"]
+__all__ = ["SPRIG", "strval", "to_int64", "empty"]

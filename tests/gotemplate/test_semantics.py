@@ -192,3 +192,13 @@ def test_now_and_date_functions():
         "Nov 14 22:13:20.123 +00:00 1700000000"
     )
     assert render("{{.t}}", {"t": when}) == "2023-11-15 03:43:20.123 +0530 +0530"
+
+
+def test_pathologically_nested_template_is_a_parse_error():
+    with pytest.raises(ParseError, match="max depth exceeded"):
+        parse("{{" + "(" * 5000 + "1" + ")" * 5000 + "}}")
+
+
+def test_non_string_text_is_rejected_early():
+    with pytest.raises(TypeError):
+        parse(None)  # type: ignore[arg-type]
