@@ -89,21 +89,25 @@ class _StructInfo:
         self.json_fields = jf
 
 
-def _is_any_annotation(ann: Any) -> bool:
-    if ann is Any or ann is object:
-        return True
-    if isinstance(ann, str):
-        a = ann.replace(" ", "")
-        return a in ("Any", "typing.Any", "object", "Any|None", "None|Any", "Optional[Any]")
-    return False
-
-
-def _nil_for_annotation(ann: Any):
-    text = ann if isinstance(ann, str) else getattr(ann, "__name__", None) or repr(ann)
+def _annotation_text(ann: Any) -> str:
+    """A field annotation as normalized text, whether or not annotations are postponed (strings)."""
+    if ann is Any:
+        return "Any"
+    if ann is object:
+        return "object"
+    text = ann if isinstance(ann, str) else (getattr(ann, "__name__", None) if isinstance(ann, type) else None) or repr(ann)
     text = text.replace(" ", "").replace("typing.", "")
     if text.startswith("Optional[") and text.endswith("]"):
         text = text[len("Optional["):-1]
-    text = text.removesuffix("|None").removeprefix("None|")
+    return text.removesuffix("|None").removeprefix("None|")
+
+
+def _is_any_annotation(ann: Any) -> bool:
+    return _annotation_text(ann) in ("Any", "object")
+
+
+def _nil_for_annotation(ann: Any):
+    text = _annotation_text(ann)
     if text.startswith(("list", "List", "tuple", "Tuple", "Sequence")):
         return NIL_LIST
     if text.startswith(("dict", "Dict", "Mapping")):
@@ -121,8 +125,17 @@ def struct_info(cls: type) -> _StructInfo:
     return info
 
 
+_IS_STRUCT: dict[type, bool] = {str: False, int: False, float: False, bool: False, list: False,
+                                 dict: False, tuple: False, type(None): False}
+
+
 def is_struct(v: Any) -> bool:
-    return dataclasses.is_dataclass(v) and not isinstance(v, type)
+    """Whether v is a dataclass instance (a Go struct); cached per type because it is asked often."""
+    t = type(v)
+    r = _IS_STRUCT.get(t)
+    if r is None:
+        r = _IS_STRUCT[t] = dataclasses.is_dataclass(t) and not isinstance(v, type)
+    return r
 
 
 def field_value(info: _StructInfo, v: Any, attr: str) -> Any:
