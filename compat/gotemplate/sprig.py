@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
+import decimal
+import hashlib
+import math
+import os
 import re
+import uuid
+import zlib
 
 from . import godate, gojson
-from .funcs import T_ANY, T_BOOL, T_INT, T_MAP, T_STR, FuncError, FuncSpec
+from .funcs import T_ANY, T_BOOL, T_FLOAT, T_INT, T_MAP, T_STR, FuncError, FuncSpec
 from .gofmt import format_value, quote
 from .values import MISSING, NIL_LIST, Int64, IntList, StringList, go_type_name, is_struct
 
@@ -769,6 +776,321 @@ def _kind_is(k, v):
     return k == _kind_of(v)
 
 
+# ---------------------------------------------------------------- float math (shopspring/decimal)
+
+def _dec(v) -> "decimal.Decimal":
+    return decimal.Decimal(repr(to_float64(v)))
+
+
+def _dec_float(d) -> float:
+    return float(d)
+
+
+def _decimal_op(first, rest, op):
+    acc = _dec(first)
+    with decimal.localcontext() as ctx:
+        ctx.prec = 80
+        for b in rest:
+            acc = op(acc, _dec(b))
+    return _dec_float(acc)
+
+
+def _div_dec(a, b):
+    if b == 0:
+        raise FuncError("decimal division by 0")
+    q = a / b
+    return q.quantize(decimal.Decimal(1).scaleb(-16), rounding=decimal.ROUND_HALF_UP)
+
+
+def _addf(*args):
+    return _decimal_op(0.0, args, lambda a, b: a + b)
+
+
+def _add1f(a):
+    return _decimal_op(a, [1], lambda x, y: x + y)
+
+
+def _subf(a, *rest):
+    return _decimal_op(a, rest, lambda x, y: x - y)
+
+
+def _mulf(a, *rest):
+    return _decimal_op(a, rest, lambda x, y: x * y)
+
+
+def _divf(a, *rest):
+    return _decimal_op(a, rest, _div_dec)
+
+
+def _maxf(a, *rest):
+    v = to_float64(a)
+    for b in rest:
+        v = max(v, to_float64(b))
+    return v
+
+
+def _minf(a, *rest):
+    v = to_float64(a)
+    for b in rest:
+        v = min(v, to_float64(b))
+    return v
+
+
+def _round(a, places, *round_on):
+    on = to_float64(round_on[0]) if round_on else 0.5
+    val = to_float64(a)
+    pw = math.pow(10, places)
+    digit = pw * val
+    frac = math.modf(digit)[0]
+    r = math.ceil(digit) if frac >= on else math.floor(digit)
+    return r / pw
+
+
+def _floor(a):
+    return float(math.floor(to_float64(a)))
+
+
+def _ceil(a):
+    return float(math.ceil(to_float64(a)))
+
+
+def _until_step(start, stop, step):
+    out = []
+    if stop < start:
+        if step >= 0:
+            return IntList()
+        i = start
+        while i > stop:
+            out.append(i)
+            i += step
+        return IntList(out)
+    if step <= 0:
+        return IntList()
+    i = start
+    while i < stop:
+        out.append(i)
+        i += step
+    return IntList(out)
+
+
+def _seq(*params):
+    n = len(params)
+    if n == 1:
+        start, end = 1, params[0]
+        inc = -1 if end < start else 1
+        r = _until_step(start, end + inc, inc)
+    elif n == 2:
+        start, end = params
+        step = -1 if end < start else 1
+        r = _until_step(start, end + step, step)
+    elif n == 3:
+        start, step, end = params
+        inc = 1
+        if end < start:
+            inc = -1
+            if step > 0:
+                return ""
+        r = _until_step(start, end + inc, step)
+    else:
+        return ""
+    return " ".join(str(x) for x in r)
+
+
+# ---------------------------------------------------------------- more lists, dicts, strings
+
+def _concat(*lists):
+    out = []
+    for v in lists:
+        if not isinstance(v, (list, tuple)):
+            raise FuncError(f"Cannot concat type {go_kind(v) if not _nil(v) else 'invalid'} as list")
+        out.extend(v)
+    return out
+
+
+def _dig(*ps):
+    if len(ps) < 3:
+        raise FuncError("dig needs at least three arguments")
+    d, default = ps[-1], ps[-2]
+    keys = ps[:-2]
+    for k in keys:
+        if not isinstance(k, str):
+            raise FuncError(f"interface conversion: interface {{}} is {go_type_name(k)}, not string")
+    if not isinstance(d, dict):
+        raise FuncError(f"interface conversion: interface {{}} is {go_type_name(d)}, not map[string]interface {{}}")
+    for i, k in enumerate(keys):
+        if k not in d:
+            return default
+        step = d[k]
+        if i == len(keys) - 1:
+            return step
+        if not isinstance(step, dict):
+            raise FuncError(
+                f"interface conversion: interface {{}} is {go_type_name(step)}, not map[string]interface {{}}")
+        d = step
+    return default
+
+
+def _pluck(name, *dicts):
+    return [d[name] for d in dicts if d is not None and name in d]
+
+
+def _deep_copy(v):
+    return copy.deepcopy(v)
+
+
+def _sha256sum(s):
+    return hashlib.sha256(_bytes(s)).hexdigest()
+
+
+def _sha1sum(s):
+    return hashlib.sha1(_bytes(s)).hexdigest()
+
+
+def _adler32sum(s):
+    return str(zlib.adler32(_bytes(s)))
+
+
+def _abbrev(width, s):
+    if width < 4:
+        return s
+    b = _bytes(s)
+    if len(b) <= width:
+        return s
+    return _str(b[: width - 3]) + "..."
+
+
+def _plural(one, many, count):
+    return one if count == 1 else many
+
+
+def _env(name):
+    return os.environ.get(name, "")
+
+
+def _expandenv(s):
+    return re.sub(r"\$(\{([^}]*)\}|[A-Za-z0-9_]+)",
+                  lambda m: os.environ.get(m.group(2) if m.group(2) is not None else m.group(1), ""), s)
+
+
+def _go_clean(p: str) -> str:
+    """path.Clean."""
+    if p == "":
+        return "."
+    rooted = p.startswith("/")
+    parts = []
+    for seg in p.split("/"):
+        if seg in ("", "."):
+            continue
+        if seg == "..":
+            if parts and parts[-1] != "..":
+                parts.pop()
+            elif not rooted:
+                parts.append("..")
+            continue
+        parts.append(seg)
+    out = ("/" if rooted else "") + "/".join(parts)
+    return out or ("/" if rooted else ".")
+
+
+def _go_base(p: str) -> str:
+    if p == "":
+        return "."
+    p = p.rstrip("/")
+    if p == "":
+        return "/"
+    return p.rsplit("/", 1)[-1]
+
+
+def _go_dir(p: str) -> str:
+    head = p[: p.rfind("/") + 1]
+    return _go_clean(head)
+
+
+def _go_ext(p: str) -> str:
+    i = len(p) - 1
+    while i >= 0 and p[i] != "/":
+        if p[i] == ".":
+            return p[i:]
+        i -= 1
+    return ""
+
+
+def _b32enc(s):
+    return base64.b32encode(_bytes(s)).decode("ascii")
+
+
+def _b32dec(s):
+    try:
+        return _str(base64.b32decode(s))
+    except (binascii.Error, ValueError):
+        return "illegal base32 data at input byte 0"
+
+
+def _to_decimal(s):
+    try:
+        return Int64(int(s, 8))
+    except ValueError:
+        return Int64(0)
+
+
+def _regex_quote_meta(s):
+    return "".join("\\" + c if c in "\\.+*?()|[]{}^$" else c for c in s)
+
+
+def _uuidv4():
+    return str(uuid.uuid4())
+
+
+def _must_to_json(v):
+    try:
+        return gojson.marshal(v)
+    except gojson.JSONError as e:
+        raise FuncError(str(e))
+
+
+def _must_to_pretty_json(v):
+    try:
+        return gojson.marshal(v, indent="  ")
+    except gojson.JSONError as e:
+        raise FuncError(str(e))
+
+
+def _must_re(pattern: str):
+    try:
+        return re.compile(_re2_to_py(pattern))
+    except re.error as e:
+        raise FuncError(f"error parsing regexp: {_go_re_error(pattern, e)}")
+
+
+def _must_regex_match(pattern, s):
+    return bool(_must_re(pattern).search(s))
+
+
+def _must_regex_find(pattern, s):
+    _must_re(pattern)
+    return _regex_find(pattern, s)
+
+
+def _must_regex_find_all(pattern, s, n):
+    _must_re(pattern)
+    return _regex_find_all(pattern, s, n)
+
+
+def _must_regex_replace_all(pattern, s, repl):
+    _must_re(pattern)
+    return _regex_replace_all(pattern, s, repl)
+
+
+def _must_regex_replace_all_literal(pattern, s, repl):
+    _must_re(pattern)
+    return _regex_replace_all_literal(pattern, s, repl)
+
+
+def _must_regex_split(pattern, s, n):
+    _must_re(pattern)
+    return _regex_split(pattern, s, n)
+
+
 S = FuncSpec
 SPRIG: dict[str, FuncSpec] = {
     # strings
@@ -869,6 +1191,64 @@ SPRIG: dict[str, FuncSpec] = {
     "kindOf": S(_kind_of, (T_ANY,)),
     "typeIs": S(_type_is, (T_STR, T_ANY)),
     "kindIs": S(_kind_is, (T_STR, T_ANY)),
+    # float math
+    "addf": S(_addf, (), T_ANY),
+    "add1f": S(_add1f, (T_ANY,)),
+    "subf": S(_subf, (T_ANY,), T_ANY),
+    "mulf": S(_mulf, (T_ANY,), T_ANY),
+    "divf": S(_divf, (T_ANY,), T_ANY),
+    "maxf": S(_maxf, (T_ANY,), T_ANY),
+    "minf": S(_minf, (T_ANY,), T_ANY),
+    "round": S(_round, (T_ANY, T_INT), T_FLOAT),
+    "floor": S(_floor, (T_ANY,)),
+    "ceil": S(_ceil, (T_ANY,)),
+    "seq": S(_seq, (), T_INT),
+    "untilStep": S(_until_step, (T_INT, T_INT, T_INT)),
+    # more lists, dicts, strings, encodings, paths
+    "concat": S(_concat, (), T_ANY),
+    "dig": S(_dig, (), T_ANY),
+    "pluck": S(_pluck, (T_STR,), T_MAP),
+    "deepCopy": S(_deep_copy, (T_ANY,)),
+    "sha256sum": S(_sha256sum, (T_STR,)),
+    "sha1sum": S(_sha1sum, (T_STR,)),
+    "adler32sum": S(_adler32sum, (T_STR,)),
+    "abbrev": S(_abbrev, (T_INT, T_STR)),
+    "plural": S(_plural, (T_STR, T_STR, T_INT)),
+    "env": S(_env, (T_STR,)),
+    "expandenv": S(_expandenv, (T_STR,)),
+    "base": S(_go_base, (T_STR,)),
+    "dir": S(_go_dir, (T_STR,)),
+    "ext": S(_go_ext, (T_STR,)),
+    "clean": S(_go_clean, (T_STR,)),
+    "isAbs": S(lambda p: p.startswith("/"), (T_STR,)),
+    "b32enc": S(_b32enc, (T_STR,)),
+    "b32dec": S(_b32dec, (T_STR,)),
+    "toDecimal": S(_to_decimal, (T_STR,)),
+    "regexQuoteMeta": S(_regex_quote_meta, (T_STR,)),
+    "uuidv4": S(_uuidv4, ()),
+    # must* variants: failures are errors
+    "mustFirst": S(_first, (T_ANY,)),
+    "mustLast": S(_last, (T_ANY,)),
+    "mustRest": S(_rest, (T_ANY,)),
+    "mustInitial": S(_initial, (T_ANY,)),
+    "mustAppend": S(_append, (T_ANY, T_ANY)),
+    "mustPush": S(_append, (T_ANY, T_ANY)),
+    "mustPrepend": S(_prepend, (T_ANY, T_ANY)),
+    "mustUniq": S(_uniq, (T_ANY,)),
+    "mustCompact": S(_compact, (T_ANY,)),
+    "mustReverse": S(_reverse, (T_ANY,)),
+    "mustWithout": S(_without, (T_ANY,), T_ANY),
+    "mustHas": S(_has, (T_ANY, T_ANY)),
+    "mustSlice": S(_sprig_slice, (T_ANY,), T_ANY),
+    "mustToJson": S(_must_to_json, (T_ANY,)),
+    "mustToPrettyJson": S(_must_to_pretty_json, (T_ANY,)),
+    "mustToRawJson": S(_to_raw_json, (T_ANY,)),
+    "mustRegexMatch": S(_must_regex_match, (T_STR, T_STR)),
+    "mustRegexFind": S(_must_regex_find, (T_STR, T_STR)),
+    "mustRegexFindAll": S(_must_regex_find_all, (T_STR, T_STR, T_INT)),
+    "mustRegexReplaceAll": S(_must_regex_replace_all, (T_STR, T_STR, T_STR)),
+    "mustRegexReplaceAllLiteral": S(_must_regex_replace_all_literal, (T_STR, T_STR, T_STR)),
+    "mustRegexSplit": S(_must_regex_split, (T_STR, T_STR, T_INT)),
 }
 
 __all__ = ["SPRIG", "strval", "to_int64", "empty"]

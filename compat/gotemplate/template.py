@@ -10,6 +10,7 @@ from .exec import State
 from .funcs import BUILTINS, FuncSpec
 from .parser import parse_trees
 from .sprig import SPRIG
+from .values import MISSING
 
 # Sprig's functions shadow same-named builtins (LocalAI adds sprig.FuncMap() to text/template).
 DEFAULT_FUNCS: dict[str, FuncSpec] = {**BUILTINS, **SPRIG}
@@ -33,6 +34,8 @@ class Template:
         state = State(self, self.name)
         if tree is None:
             raise ExecError(f'template: {self.name}: "{self.name}" is an incomplete or empty template')
+        if data is None:  # Execute(w, nil): dot is an invalid value, fields of it print <no value>
+            data = MISSING
         state.vars.append(["$", data, False])
         try:
             state.walk(data, tree.root)

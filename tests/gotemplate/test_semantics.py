@@ -202,3 +202,16 @@ def test_pathologically_nested_template_is_a_parse_error():
 def test_non_string_text_is_rejected_early():
     with pytest.raises(TypeError):
         parse(None)  # type: ignore[arg-type]
+
+
+def test_nil_data():
+    assert parse("{{.}}|{{.X}}|{{.X.Y}}|{{$}}|{{if .}}t{{else}}f{{end}}").execute(None) == (
+        "<no value>|<no value>|<no value>|<no value>|f"
+    )
+
+
+def test_sprig_env_reads_process_environment(monkeypatch):
+    monkeypatch.setenv("GOTEMPLATE_TEST_VAR", "v1")
+    assert render('{{env "GOTEMPLATE_TEST_VAR"}}|{{env "GOTEMPLATE_UNSET_VAR"}}|{{expandenv "x=$GOTEMPLATE_TEST_VAR ${GOTEMPLATE_TEST_VAR}"}}') == (
+        "v1||x=v1 v1"
+    )
