@@ -16,11 +16,11 @@ Data model (Go value <- Python value):
   []any          <- list / tuple
   string, int, float64, bool, nil <- str, int, float, bool, None
   time.Time      <- datetime (and what sprig's `now` returns)
-JSON-decoded numbers in Go are float64: pass floats where Go data would hold float64.
+JSON-decoded numbers in Go are float64: convert JSON-sourced data with go_json_value().
 """
 
 from .errors import ExecError, ParseError, TemplateError
 from .template import Template, parse
-from .values import go_field
+from .values import go_field, go_json_value
 
-__all__ = ["parse", "Template", "TemplateError", "ParseError", "ExecError", "go_field"]
+__all__ = ["parse", "Template", "TemplateError", "ParseError", "ExecError", "go_field", "go_json_value"]

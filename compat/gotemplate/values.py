@@ -190,3 +190,19 @@ def go_type_name(v: Any) -> str:
     if isinstance(v, dict):
         return "map[string]interface {}"
     return t.__name__
+
+
+def go_json_value(v: Any) -> Any:
+    """Data as Go's encoding/json decodes it into interface{}: every number becomes a float64.
+
+    Use it for JSON-sourced maps/lists (tool parameters, function_call arguments, metadata) so
+    that printing (1234567 -> 1.234567e+06), eq and index behave as in LocalAI.
+    """
+    t = type(v)
+    if t is int:
+        return float(v)
+    if t is dict:
+        return {k: go_json_value(x) for k, x in v.items()}
+    if t is list or t is tuple:
+        return [go_json_value(x) for x in v]
+    return v

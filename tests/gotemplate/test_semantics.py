@@ -215,3 +215,14 @@ def test_sprig_env_reads_process_environment(monkeypatch):
     assert render('{{env "GOTEMPLATE_TEST_VAR"}}|{{env "GOTEMPLATE_UNSET_VAR"}}|{{expandenv "x=$GOTEMPLATE_TEST_VAR ${GOTEMPLATE_TEST_VAR}"}}') == (
         "v1||x=v1 v1"
     )
+
+
+def test_go_json_value_makes_numbers_float64():
+    from compat.gotemplate import go_json_value
+
+    data = go_json_value({"n": 1234567, "l": [1, True, None, {"x": 2}], "s": "a"})
+    assert data == {"n": 1234567.0, "l": [1.0, True, None, {"x": 2.0}], "s": "a"}
+    assert type(data["l"][1]) is bool
+    assert render("{{.n}} {{toJson .}} {{printf \"%T\" .n}}", data) == (
+        '1.234567e+06 {"l":[1,true,null,{"x":2}],"n":1234567,"s":"a"} float64'
+    )
