@@ -383,6 +383,42 @@ CASES: list[tuple[str, str, dict | None]] = [
     ("printf_star_bad", '{{printf "%*d" "x" 1}}', None),
     ("printf_q_unicode", '{{printf "%q %+q %q" "日本\x01" "日本" 0x1F600}}', None),
     ("printf_v_struct_like_map", '{{printf "%+v %v" .m .mixed}}', None),
+    # --- found by differential fuzzing
+    ("sprig_int64_to_int_param", '{{repeat (add 1 1) "x"}}', None),
+    ("sprig_int64_type_and_kind", '{{printf "%T %d" (add 1 2) (mul 2 3)}} {{typeOf (max 1 2)}} {{kindOf (add1 1)}} {{eq (add 1 1) 2}} {{index .l (sub 2 1)}}', None),
+    ("sprig_int64_in_type_error", "{{upper (add 1 2)}}", None),
+    ("sprig_int64_slice_error", "{{slice (mul 2 3)}}", None),
+    ("printf_bad_verb_keeps_width", '{{printf "%5.2f|%-4d|%x" "héllo" "ab" 1.5}}', None),
+    ("printf_nil_inside_containers", '{{printf "%s|%d|%5v" .mixed .mixed .mixed}}', None),
+    ("eq_non_comparable_types", '{{eq (list 1 "a") .m}}', None),
+    ("eq_non_comparable_second", '{{eq .m .m}}', None),
+    ("range_over_string_list_elems", '{{range splitList "," "a,b"}}{{.x}}{{end}}', None),
+    ("parse_unexpected_dot", "{{template .}}", None),
+    ("parse_unexpected_nil", "{{define nil}}{{end}}", None),
+    ("parse_line_after_trim_newline", "a\n{{-\nnosuch\n-}}\nb", None),
+    ("parse_line_after_right_trim", "{{.s\n-}}\n\n{{nosuch}}", None),
+    ("lex_complex_bad", "{{print 12345678-9}}", None),
+    ("lex_empty_char", "{{''}}", None),
+    ("lex_long_char", "{{'ab'}}", None),
+    ("lex_unrecognized_char", "{{.s ^}}", None),
+    ("lex_bad_char_after_ident", "{{print@}}", None),
+    ("printf_nil_in_container_unpadded", '{{printf "[%-6s][%6v][%6d]" .mixed .mixed .mixed}}', None),
+    ("printf_bad_verb_int64", '{{printf "%G %s" (max 1 2) (add 1 2)}}', None),
+    ("sprig_dateInZone_layouts", '{{dateInZone "2006-01-02 15:04:05 Mon Monday Jan January _2 2 1 01 3PM 03pm 15h -07:00 -0700 Z07:00 MST .000 .999 ,00 002 06" 86399 "UTC"}}', None),
+    ("sprig_dateInZone_float_is_now_year", '{{dateInZone "2006" 1.0 "UTC" | len}} {{dateInZone "2006-01-02T15:04:05Z07:00" 1700000000 "UTC"}}', None),
+    ("pipe_null_into_len", "{{.n | len}}", None),
+    ("pipe_null_into_print", "{{.n | print}} {{.n | printf \"%v\"}}", None),
+    ("sprig_float_math", '{{addf 1.1 2.2}} {{subf 5 1.1 1.1}} {{mulf 1.1 3}} {{divf 1 3}} {{maxf 1 2.5}} {{minf 1 2.5}} {{add1f 1.5}} {{round 2.345 2}} {{round 2.5 0}} {{floor 2.7}} {{ceil 2.1}}', None),
+    ("sprig_float_math_edges", '{{round 1.005 2}} {{round -2.5 0}} {{round 2.44 1 0.4}} {{addf "1.5" 1}} {{mulf 0.1 0.2}} {{divf 10 4}} {{subf 0.3 0.1}} {{addf .fl .i}}', None),
+    ("sprig_divf_zero", "{{divf 1 0}}", None),
+    ("sprig_seq_concat_dig_pluck", '{{seq 3}}|{{seq 2 4}}|{{seq 5 -2 1}}|{{seq 0}}|{{seq 1 0}}|{{concat (list 1 2) (list 3)}}|{{dig "a" "b" "dflt" (dict "a" (dict "b" 1))}}|{{dig "a" "x" "dflt" (dict "a" (dict "b" 1))}}|{{pluck "a" (dict "a" 1) (dict "b" 2) (dict "a" 3)}}', None),
+    ("sprig_hashes_abbrev_plural", '{{sha256sum "hi"}} {{sha1sum "hi"}} {{adler32sum "hi"}} {{abbrev 5 "hello world"}} {{abbrev 3 "hello"}} {{plural "one" "many" 1}} {{plural "one" "many" 2}}', None),
+    ("sprig_paths", '{{base "/a/b.txt"}} {{dir "/a/b.txt"}} {{ext "/a/b.txt"}} {{clean "//a/../b/./c/"}} {{isAbs "/a"}} {{base ""}} {{dir ""}} {{clean ""}} {{base "/"}} {{dir "a"}} {{clean "../../x/.."}}', None),
+    ("sprig_encodings_misc", '{{b32enc "hi"}} {{b32dec "NBUQ===="}} {{toDecimal "777"}} {{toDecimal "9"}} {{regexQuoteMeta "a.b*c"}} {{mustFirst (list 1)}} {{mustToJson (list 1)}} {{len uuidv4}}', None),
+    ("sprig_mustFirst_error", '{{mustFirst "x"}}', None),
+    ("sprig_concat_error", '{{concat (list 1) "x"}}', None),
+    ("sprig_mustRegexMatch_error", '{{mustRegexMatch "(" "x"}}', None),
+    ("printf_hex_float", '{{printf "%x %X %.1x" 1.0 -3.75 0.1}}', None),
     # --- gallery-like templates
     ("gallery_chatml",
      "{{.Input -}}\n<|im_start|>assistant\n", {"Input": "<|im_start|>user\nhi<|im_end|>"}),
@@ -420,7 +456,7 @@ def run_oracle(template: str, data: dict) -> dict:
             return {"expected": raw.decode("utf-8")}
         except UnicodeDecodeError:  # Go strings are bytes; sprig's substr/nospace can split UTF-8
             return {"expected_bytes_b64": base64.b64encode(raw).decode("ascii")}
-    msg = (r.stderr + r.stdout).decode("utf-8", "replace").strip()
+    msg = (r.stderr + r.stdout).decode("utf-8", "replace").removesuffix("\n")
     for p in _PREFIXES:
         if msg.startswith(p):
             msg = msg[len(p):]

@@ -61,7 +61,7 @@ def _kind(v) -> str:
     t = type(v)
     if t is bool:
         return "bool"
-    if t is int:
+    if t is int or (isinstance(v, int) and t is not bool):
         return "int"
     if t is float:
         return "float"
@@ -85,11 +85,13 @@ def _eq(a, *others) -> bool:
         elif k1 == "invalid":
             truth = True
         else:
-            for x in (a, b):
-                if isinstance(x, (list, tuple, dict)):
-                    raise FuncError(f"non-comparable type {sprintf('%s', [x])}: {go_type_name(x)}")
-            if type(a) is not type(b):
-                raise FuncError(_INCOMPATIBLE)
+            if go_type_name(a) != go_type_name(b):
+                raise FuncError(
+                    f"non-comparable types {sprintf('%s', [a])}: {go_type_name(a)}, "
+                    f"{go_type_name(b)}: {format_value(b)}"
+                )
+            if isinstance(b, (list, tuple, dict)):
+                raise FuncError(f"non-comparable type {sprintf('%s', [b])}: {go_type_name(b)}")
             truth = a == b
         if truth:
             return True
@@ -147,7 +149,10 @@ def _index(item, *indexes):
             x = _index_arg(ix, n)
             if x == n:
                 raise FuncError("reflect: " + ("string" if t is str else "slice") + " index out of range")
-            item = item.encode("utf-8", "surrogateescape")[x] if t is str else item[x]
+            if t is str:
+                item = item.encode("utf-8", "surrogateescape")[x]
+            else:
+                item = item[x]
         elif t is dict:
             if _nil(ix):
                 raise FuncError("value is nil; should be of type string")
@@ -162,7 +167,7 @@ def _index(item, *indexes):
 def _index_arg(ix, cap: int) -> int:
     if _nil(ix):
         raise FuncError("cannot index slice/array with nil")
-    if type(ix) is not int:
+    if not isinstance(ix, int) or type(ix) is bool:
         raise FuncError(f"cannot index slice/array with type {go_type_name(ix)}")
     if ix < 0 or ix > cap:
         raise FuncError(f"index out of range: {ix}")
@@ -319,4 +324,4 @@ BUILTINS: dict[str, FuncSpec] = {
     "urlquery": FuncSpec(_urlquery, (), T_ANY),
 }
 
-__all__ = ["BUILTINS", "FuncSpec", "FuncError", "format_value"]
+__all__ = ["BUILTINS", "FuncSpec", "FuncError"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from .godate import as_go_time, rfc3339nano
 from .gofmt import format_float_json
 from .values import MISSING, NilDict, NilList, field_value, is_struct, struct_info
 
@@ -88,6 +89,8 @@ def _enc(v, html: bool, out: list, indent: str | None, level: int) -> None:
         _enc_obj(items, html, out, indent, level)
     elif t is NilList or t is NilDict:
         out.append("null")
+    elif as_go_time(v) is not None:
+        out.append('"' + rfc3339nano(as_go_time(v)) + '"')
     elif isinstance(v, bool):
         out.append("true" if v else "false")
     elif isinstance(v, int):

@@ -172,3 +172,57 @@ def test_range_assignment_form_sets_index_then_element():
     # Go >= 1.21 semantics (the 1.20 oracle swapped them): {{range $i, $e = ...}} assigns existing vars.
     assert render("{{$i := 0}}{{$e := 0}}{{range $i, $e = .l}}{{end}}{{$i}}{{$e}}", {"l": ["a", "b", "c"]}) == "2c"
     assert render("{{$e := 0}}{{range $e = .l}}{{end}}{{$e}}", {"l": ["a", "b"]}) == "b"
+
+
+def test_multiline_comment_counts_lines_in_errors():
+    # Go 1.20 (the oracle) forgot the newlines inside comments; we count them.
+    with pytest.raises(ParseError, match="prompt:3: function \"nosuch\" not defined"):
+        parse("{{/* a\nb */}}\n{{nosuch}}")
+
+
+def test_now_and_date_functions():
+    import datetime as dt
+
+    year = str(dt.datetime.now().year)
+    assert render('{{typeOf now}} {{now | date "2006"}}') == f"time.Time {year}"
+    assert render('{{toJson now}}').startswith(f'"{year}-')
+    tz = dt.timezone(dt.timedelta(hours=5, minutes=30))
+    when = dt.datetime(2023, 11, 15, 3, 43, 20, 123000, tzinfo=tz)
+    assert render('{{dateInZone "Jan _2 15:04:05.000 -07:00" .t "UTC"}} {{unixEpoch .t}}', {"t": when}) == (
+        "Nov 14 22:13:20.123 +00:00 1700000000"
+    )
+    assert render("{{.t}}", {"t": when}) == "2023-11-15 03:43:20.123 +0530 +0530"
+
+
+def test_pathologically_nested_template_is_a_parse_error():
+    with pytest.raises(ParseError, match="max depth exceeded"):
+        parse("{{" + "(" * 5000 + "1" + ")" * 5000 + "}}")
+
+
+def test_non_string_text_is_rejected_early():
+    with pytest.raises(TypeError):
+        parse(None)  # type: ignore[arg-type]
+
+
+def test_nil_data():
+    assert parse("{{.}}|{{.X}}|{{.X.Y}}|{{$}}|{{if .}}t{{else}}f{{end}}").execute(None) == (
+        "<no value>|<no value>|<no value>|<no value>|f"
+    )
+
+
+def test_sprig_env_reads_process_environment(monkeypatch):
+    monkeypatch.setenv("GOTEMPLATE_TEST_VAR", "v1")
+    assert render('{{env "GOTEMPLATE_TEST_VAR"}}|{{env "GOTEMPLATE_UNSET_VAR"}}|{{expandenv "x=$GOTEMPLATE_TEST_VAR ${GOTEMPLATE_TEST_VAR}"}}') == (
+        "v1||x=v1 v1"
+    )
+
+
+def test_go_json_value_makes_numbers_float64():
+    from compat.gotemplate import go_json_value
+
+    data = go_json_value({"n": 1234567, "l": [1, True, None, {"x": 2}], "s": "a"})
+    assert data == {"n": 1234567.0, "l": [1.0, True, None, {"x": 2.0}], "s": "a"}
+    assert type(data["l"][1]) is bool
+    assert render("{{.n}} {{toJson .}} {{printf \"%T\" .n}}", data) == (
+        '1.234567e+06 {"l":[1,true,null,{"x":2}],"n":1234567,"s":"a"} float64'
+    )
