@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from compat.gotemplate import TemplateError
+from compat.gotemplate import TemplateError, go_json_value
 from compat.prompt_data import (
     DEFAULT_MULTIMODAL_TEMPLATE, METADATA_ALWAYS_DELETED, METADATA_DELETED_WHEN_NONEMPTY, Function,
     FunctionCall, MultimodalContent, MultimodalTemplateData, ToolCall,
@@ -111,19 +111,6 @@ def decode_tool_calls(value: Any) -> list[ToolCall] | None:
     return out
 
 
-def as_go_any(v: Any) -> Any:
-    """A JSON-decoded value as Go's `any` holds it: every number is a float64."""
-    if isinstance(v, bool) or v is None or isinstance(v, str):
-        return v
-    if isinstance(v, int):
-        return float(v)
-    if isinstance(v, dict):
-        return {k: as_go_any(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [as_go_any(x) for x in v]
-    return v
-
-
 def request_functions(request: dict) -> list[Function]:
     raw = []
     fns = request.get("functions")
@@ -149,7 +136,7 @@ def request_functions(request: dict) -> list[Function]:
             raise PromptRequestError(f"function {f.get('name')!r}: 'parameters' must be an object")
         out.append(Function(Name=f.get("name") or "", Description=f.get("description") or "",
                             Strict=f.get("strict") is True,
-                            Parameters=as_go_any(params) if params is not None else None))
+                            Parameters=go_json_value(params) if params is not None else None))
     return out
 
 

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from compat.chat_request import (
-    MediaCounters, PromptRequestError, as_go_any, completion_prompts, decode_message_content,
+    MediaCounters, PromptRequestError, completion_prompts, decode_message_content,
     decode_tool_calls, function_mode, request_functions, request_messages, request_metadata,
     request_reasoning_effort, wants_json_response,
 )
-from compat.gotemplate import TemplateError
+from compat.gotemplate import TemplateError, go_json_value
 from compat.gotemplate.gojson import marshal
 from compat.jinja_chat import TokenizerTemplate, read_gguf_tokenizer_template, render_chat_template
 from compat.prompt_data import (
@@ -236,7 +236,7 @@ def _template_messages(config: Any, models_path: Path, messages: list[dict], gra
         text = decode_message_content(m.get("content"), multimodal=multimodal, counters=counters,
                                       warnings=warnings)
         content_exists = text != ""
-        function_call = as_go_any(m.get("function_call"))
+        function_call = go_json_value(m.get("function_call"))
         fcall: Any = tool_calls if tool_calls else function_call
 
         content = ""
