@@ -1,0 +1,233 @@
+"""Tests for the benchmark harness (bench/bench_slots.py) against a stand-in server."""
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bench.bench_slots import (
+    BenchConfig,
+    BenchError,
+    CpuSnapshot,
+    LevelResult,
+    RequestResult,
+    ServerProcess,
+    ServerSpec,
+    bench_server,
+    format_markdown,
+    format_text_table,
+    free_port,
+    llamaslots_spec,
+    bench_model_spec,
+    describe_model,
+    parse_concurrency,
+    peer_spec,
+    run_level,
+    write_llamaslots_config,
+)
+
+STANDIN = Path(__file__).with_name("standin_server.py")
+
+
+def standin(tmp_path: Path, *extra: str) -> ServerProcess:
+    port = free_port()
+    spec = ServerSpec("standin", [sys.executable, str(STANDIN), "--port", str(port), *extra], port)
+    return ServerProcess(spec, tmp_path / "logs")
+
+
+def own_problems(level: LevelResult, max_tokens: int, n: int) -> list[str]:
+    # Other processes' CPU use depends on what else runs on the test machine.
+    return [p for p in level.problems(max_tokens, n) if not p.startswith("other processes")]
+
+
+def test_level_counts_tokens_and_ttft_from_usage(tmp_path):
+    server = standin(tmp_path)
+    server.start()
+    try:
+        server.wait_ready(20)
+        level = asyncio.run(run_level("standin", server.spec.base_url, 4, 2, 8, 30, server.proc.pid))
+    finally:
+        server.stop()
+    assert len(level.requests) == 8
+    assert {(r.client, r.index) for r in level.requests} == {(c, i) for c in range(4) for i in range(2)}
+    assert all(r.completion_tokens == 8 and r.count_source == "usage" for r in level.requests)
+    assert all(r.finish_reason == "length" and r.saw_done and r.error is None for r in level.requests)
+    assert level.completion_tokens == 64
+    assert level.tokens_per_s == pytest.approx(64 / level.wall_s)
+    # 8 tokens at 2 ms each: the first token comes well before the whole answer.
+    assert 0 < level.p50_ttft_s < min(r.latency_s for r in level.requests)
+    assert own_problems(level, 8, 8) == []
+    server_cores, _, _ = level.cores()
+    assert server_cores > 0  # the stand-in's process group was found and measured
+    assert server.proc.poll() is not None
+
+
+def test_short_answers_without_usage_are_reported(tmp_path):
+    server = standin(tmp_path, "--short-by", "3", "--no-usage")
+    server.start()
+    try:
+        server.wait_ready(20)
+        level = asyncio.run(run_level("standin", server.spec.base_url, 2, 1, 8, 30))
+    finally:
+        server.stop()
+    assert [r.completion_tokens for r in level.requests] == [5, 5]
+    assert all(r.count_source == "chunks" for r in level.requests)
+    problems = "\n".join(level.problems(8, 2))
+    assert "2 answers had != 8 tokens ([5])" in problems
+    assert "finish_reason not 'length' (stop)" in problems
+    assert "counted as text chunks" in problems
+
+
+def test_without_usage_a_length_finish_counts_as_max_tokens(tmp_path):
+    server = standin(tmp_path, "--no-usage", "--chunk-tokens", "3")
+    server.start()
+    try:
+        server.wait_ready(20)
+        level = asyncio.run(run_level("standin", server.spec.base_url, 1, 1, 8, 30))
+    finally:
+        server.stop()
+    [r] = level.requests
+    # 8 tokens arrive in 3 chunks (3+3+2): the chunk count is a lower bound, "length" is exact.
+    assert (r.text_chunks, r.completion_tokens, r.count_source) == (3, 8, "length")
+    assert own_problems(level, 8, 1) == []
+    assert level.notes() == ["no usage in the stream: answers ending with finish_reason 'length' counted as max_tokens"]
+
+
+def test_a_server_that_exits_is_reported_with_its_output(tmp_path):
+    server = standin(tmp_path, "--fail")
+    server.start()
+    with pytest.raises(BenchError) as exc:
+        server.wait_ready(20)
+    assert "exited with status 3" in str(exc.value)
+    assert "refusing to start (asked to fail)" in str(exc.value)
+
+
+def test_a_server_that_never_answers_times_out(tmp_path):
+    port = free_port()
+    spec = ServerSpec("sleeper", [sys.executable, "-c", "import time; print('zzz', flush=True); time.sleep(60)"], port)
+    server = ServerProcess(spec, tmp_path / "logs")
+    server.start()
+    with pytest.raises(BenchError) as exc:
+        server.wait_ready(1.0)
+    assert "not ready after 1 s" in str(exc.value) and "zzz" in str(exc.value)
+    assert server.proc.poll() is not None  # stopped, not left behind
+
+
+def test_level_timeout_cancels_and_marks_level(tmp_path):
+    server = standin(tmp_path, "--token-delay", "0.5")
+    server.start()
+    try:
+        server.wait_ready(20)
+        level = asyncio.run(run_level("standin", server.spec.base_url, 2, 1, 50, 1.0))
+    finally:
+        server.stop()
+    assert level.timed_out
+    assert level.wall_s < 5
+    assert any("timed out" in p for p in level.problems(50, 2))
+
+
+def test_bench_server_runs_every_level_and_stops_the_server(tmp_path):
+    server = standin(tmp_path)
+    cfg = BenchConfig([1, 3], 2, 4, 30, ["standin"], ready_timeout_s=20)
+    lines: list[str] = []
+    out = bench_server(server, cfg, log=lines.append)
+    assert sorted(out) == [1, 3]
+    assert len(out[3].requests) == 6 and out[3].completion_tokens == 24
+    assert server.proc.poll() is not None
+    assert any("c=3" in line and "tok/s" in line for line in lines)
+
+
+def _level(server: str, c: int, tokens: int, wall: float, ttft: float) -> LevelResult:
+    reqs = [RequestResult(client=i, index=0, completion_tokens=tokens // c, count_source="usage",
+                          ttft_s=ttft, finish_reason="length", saw_done=True) for i in range(c)]
+    return LevelResult(server, c, reqs, wall)
+
+
+def test_cpu_of_other_processes_is_flagged():
+    level = _level("peer", 1, 64, 2.0, 0.1)
+    level.cpu_before = CpuSnapshot(busy_s=100.0, server_s=10.0, self_s=1.0)
+    level.cpu_after = CpuSnapshot(busy_s=104.0, server_s=12.0, self_s=1.4)
+    server, own, other = level.cores()
+    assert (server, own, other) == pytest.approx((1.0, 0.2, 0.8))
+    assert any("other processes kept 0.80 cores busy" in p for p in level.problems(64, 1))
+    level.cpu_after = CpuSnapshot(busy_s=102.5, server_s=12.0, self_s=1.4)
+    assert level.problems(64, 1) == []
+
+
+def test_tables_show_ratio_and_problems():
+    cfg = BenchConfig([1, 8], 1, 64, 60, ["llamaslots", "peer"])
+    results = {
+        "llamaslots": {1: _level("llamaslots", 1, 64, 0.32, 0.05), 8: _level("llamaslots", 8, 512, 1.6, 0.2)},
+        "peer": {1: _level("peer", 1, 64, 0.4, 0.04), 8: _level("peer", 8, 512, 3.2, 1.5)},
+    }
+    results["peer"][8].requests[0].finish_reason = None
+    for r in results["peer"][1].requests:
+        r.count_source = "length"
+    text = format_text_table(results, cfg)
+    assert "Note: peer: no usage in the stream" in text
+    assert "200.0" in text and "160.0" in text and "1.25x" in text
+    assert "320.0" in text and "2.00x" in text
+    assert "peer c=8: 1 finish_reason not 'length' (None)" in text
+    md = format_markdown(results, cfg, "MODEL", "python bench/bench_slots.py", {"peer": "python -m llama_cpp.server"})
+    assert "| 8 | 320.0 | 160.0 | 2.00x | 0.200 | 1.500 |" in md
+    assert "Model: MODEL." in md and "`python bench/bench_slots.py`" in md
+
+
+def test_bench_model_is_the_shape_the_peers_were_measured_with():
+    _, spec = bench_model_spec()
+    assert describe_model(spec) == ("random-weight GGUF, llama arch, n_embd 512, 8 layers, 8 heads, "
+                                    "n_ff 1536, vocab 8192 (llama tokenizer), Q8_0")
+
+
+def test_table_with_one_server_has_no_ratio():
+    cfg = BenchConfig([4], 1, 64, 60, ["peer"])
+    text = format_text_table({"peer": {4: _level("peer", 4, 256, 2.0, 0.1)}}, cfg)
+    row = text.splitlines()[2].split()
+    assert row == ["4", "—", "128.0", "—", "—", "0.100"]
+
+
+def test_llamaslots_config_is_a_localai_model_list(tmp_path):
+    model = tmp_path / "models" / "m.gguf"
+    path = write_llamaslots_config(tmp_path, model, threads=2, slots=16)
+    assert yaml.safe_load(path.read_text()) == [{
+        "name": "bench", "backend": "llama-cpp", "parameters": {"model": "m.gguf"},
+        "context_size": 4096, "threads": 2, "options": ["parallel:16"],
+    }]
+    spec = llamaslots_spec("py", path, model.parent, 4321)
+    assert spec.argv == ["py", "-m", "server.cli", "run", "--config-file", str(path),
+                         "--models-path", str(model.parent), "--address", "127.0.0.1:4321"]
+
+
+def test_peer_command_line():
+    spec = peer_spec("py", Path("/m/x.gguf"), 2, 999, interrupt_requests=False)
+    argv = spec.argv
+    assert argv[:3] == ["py", "-m", "llama_cpp.server"]
+    assert argv[argv.index("--n_threads") + 1] == "2"
+    assert argv[argv.index("--interrupt_requests") + 1] == "false"
+    assert argv[argv.index("--host") + 1] == "127.0.0.1"
+
+
+def test_parse_concurrency():
+    assert parse_concurrency("1,4, 8,16") == [1, 4, 8, 16]
+    for bad in ("", "a,b", "0,2"):
+        with pytest.raises(Exception):
+            parse_concurrency(bad)
+
+
+def test_wait_until_quiet_gives_up_after_its_limit(monkeypatch):
+    import bench.bench_slots as bs
+
+    calls = []
+    monkeypatch.setattr(bs, "other_cores_now", lambda pgid: calls.append(pgid) or 1.5)
+    lines: list[str] = []
+    t0 = time.monotonic()
+    assert bs.wait_until_quiet(7, 0.0, log=lines.append) < 0.5
+    assert calls == [] and lines == ["  (no quiet moment within the --wait-quiet budget: measuring anyway)"]
+    monkeypatch.setattr(bs, "other_cores_now", lambda pgid: calls.append(pgid) or 0.0)
+    bs.wait_until_quiet(7, 5.0, log=lines.append)
+    assert calls == [7] and len(lines) == 1
+    assert time.monotonic() - t0 < 2
