@@ -153,7 +153,10 @@ def merge_generation_params(config: Any, request: dict, *, endpoint: Endpoint) -
         frequency_penalty=frequency_penalty,
         presence_penalty=presence_penalty,
         seed=None if seed == -1 else seed,
-        logit_bias=_logit_bias(request.get("logit_bias")),
+        # LocalAI's merge never copies a request's logit_bias; we honour it (OpenAI semantics) and
+        # fall back to the config's parameters.logit_bias.
+        logit_bias=_logit_bias(request.get("logit_bias") if request.get("logit_bias") is not None
+                               else (_get(p, "logit_bias") or None)),
         ignore_eos=ignore_eos,
         mirostat=int(_get(config, "mirostat") or DEFAULT_MIROSTAT),
         mirostat_tau=float(_get(config, "mirostat_tau") or DEFAULT_MIROSTAT_TAU),

@@ -30,7 +30,7 @@ def _demo_configs(models_path: Path):
 
     model = ensure_demo_model()
     cfg_file = model.parent / "demo-config.yaml"
-    text = demo_config_yaml(model)
+    text = demo_config_yaml(model.name)
     if not cfg_file.exists() or cfg_file.read_text() != text:
         tmp = cfg_file.with_suffix(".tmp")
         tmp.write_text(text)
@@ -40,11 +40,14 @@ def _demo_configs(models_path: Path):
 
 def cmd_run(argv: list[str]) -> int:
     from compat.config import ConfigError, check_model_files, load_configs
-    from compat.settings import add_run_arguments, not_acted_on, settings_from_args
+    from compat.settings import SettingsError, add_run_arguments, not_acted_on, settings_from_args
 
     parser = argparse.ArgumentParser(prog="llamaslots run", description="Serve the OpenAI API over LocalAI model configs.")
     add_run_arguments(parser)
-    settings = settings_from_args(parser.parse_args(argv), os.environ)
+    try:
+        settings = settings_from_args(parser.parse_args(argv), os.environ)
+    except SettingsError as exc:
+        parser.error(str(exc))
     _setup_logging(settings.log_level)
     for note in not_acted_on(settings):
         log.info("accepted but not acted on: %s", note)
@@ -61,7 +64,8 @@ def cmd_run(argv: list[str]) -> int:
         return 2
     for p in configs.problems:
         log.warning("%s", p)
-    missing = [p for p in check_model_files(configs) if p.level == "error" or "not found" in p.message.lower()]
+    # check-config only warns (the files may live on the serving machine); here they must exist.
+    missing = check_model_files(configs, "error")
     if missing:
         for p in missing:
             print(str(p), file=sys.stderr)
@@ -78,10 +82,13 @@ def cmd_run(argv: list[str]) -> int:
     from server.manager import ManagerPolicy, ModelManager
 
     policy = ManagerPolicy(
-        max_active=1 if settings.single_active_backend else (settings.max_active_backends or 0),
+        max_active=settings.effective_max_active_backends,
         threads=settings.threads,
         context_size=settings.context_size,
         parallel=settings.llamacpp_parallel,
+        idle_timeout=settings.watchdog_idle_timeout if settings.enable_watchdog_idle else None,
+        watchdog_interval=settings.watchdog_interval,
+        preload=tuple(settings.load_to_memory),
     )
     manager = ModelManager(configs, models_path, policy)
     app = create_app(manager, settings)

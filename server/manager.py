@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator
@@ -31,6 +32,11 @@ class ManagerPolicy:
     # "process": each model in its own worker process (crash isolation, real unloads);
     # "thread": in this process (for tools and tests of the engine itself).
     isolation: str = "process"
+    # LocalAI's idle watchdog: unload a model nobody used for this many seconds.
+    idle_timeout: float | None = None
+    watchdog_interval: float = 0.5
+    # LocalAI's --load-to-memory: models loaded at start.
+    preload: tuple[str, ...] = ()
 
 
 def runtime_options(cfg, models_path: Path, policy: ManagerPolicy) -> RuntimeOptions:
@@ -42,6 +48,10 @@ def runtime_options(cfg, models_path: Path, policy: ManagerPolicy) -> RuntimeOpt
     n_slots = cfg.option_int("parallel") or policy.parallel or DEFAULT_SLOTS
     if n_slots < 1:
         raise InvalidRequest(f"model {cfg.name}: parallel must be >= 1")
+    for field_name in ("f16", "low_vram", "numa"):
+        if getattr(cfg, field_name, False):
+            # As in LocalAI's llama-cpp backend; the KV cache is f16 by default anyway.
+            log.debug("model %s: `%s` is accepted and has no effect", cfg.name, field_name)
     batch = cfg.parameters.batch or 512
     ubatch = cfg.option_int("n_ubatch")
     split = cfg.tensor_split or ""
@@ -75,6 +85,7 @@ class ModelHandle:
         self.engine = engine
         self.info: ModelInfo = engine.info
         self.in_flight = 0
+        self.last_used = time.monotonic()
         # Set while a swap waits for this model's requests to end: new ones queue behind it.
         self.draining = False
 
@@ -129,13 +140,16 @@ class ModelManager:
         self._lru: list[str] = []
         self._swap = asyncio.Lock()
         self._idle = asyncio.Condition()
+        self._watchdog: asyncio.Task | None = None
+        self.ready = False
 
     @property
     def models_path(self) -> Path:
         return self._models_path
 
     def list_models(self) -> list[str]:
-        return list(self.configs.models)
+        """Configured names, then loose files in the models path (servable by file name)."""
+        return list(self.configs.models) + self.configs.loose_files()
 
     def config_for(self, name: str | None):
         if not name:
@@ -151,9 +165,26 @@ class ModelManager:
         return list(self._handles)
 
     async def start(self) -> None:
-        pass
+        for name in self.policy.preload:
+            await self._get(self.config_for(name))
+        if self.policy.idle_timeout:
+            self._watchdog = asyncio.create_task(self._watch_idle(self.policy.idle_timeout))
+        self.ready = True
+
+    async def _watch_idle(self, timeout: float) -> None:
+        while True:
+            await asyncio.sleep(self.policy.watchdog_interval)
+            now = time.monotonic()
+            for name, h in list(self._handles.items()):
+                if h.in_flight == 0 and now - h.last_used > timeout:
+                    async with self._swap:
+                        if self._handles.get(name) is h and h.in_flight == 0:
+                            log.info("model %s idle for %.0fs: unloading (idle watchdog)", name, now - h.last_used)
+                            await self._unload(name)
 
     async def aclose(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         async with self._swap:
             for name in list(self._handles):
                 await self._unload(name)
@@ -167,6 +198,7 @@ class ModelManager:
             yield handle
         finally:
             handle.in_flight -= 1
+            handle.last_used = time.monotonic()
             async with self._idle:
                 self._idle.notify_all()
 

@@ -10,7 +10,7 @@ from .nodes import (
     FieldNode, IdentifierNode, IfNode, ListNode, NilNode, NumberNode, PipeNode, StringNode,
     TemplateNode, TextNode, VariableNode,
 )
-from .values import MISSING, go_type_name, is_struct, struct_info
+from .values import MISSING, Int64, IntList, StringList, go_type_name, is_struct, struct_info
 from .gofmt import sorted_keys
 
 MAX_EXEC_DEPTH = 100000
@@ -34,7 +34,7 @@ def truth(v) -> bool:
         return len(v) > 0
     if t is bool:
         return v
-    if t is int or t is float:
+    if t is int or t is float or t is Int64:
         return v != 0
     if is_struct(v):
         return True
@@ -178,16 +178,17 @@ class State:
             t = type(val)
             iterated = False
             try:
-                if t is list or t is tuple:
+                if t is list or t is tuple or isinstance(val, (list, tuple)):
+                    concrete = t is StringList or t is IntList
                     for i, e in enumerate(val):
                         iterated = True
-                        one(i, e, _iface_elem(e))
-                elif t is dict:
+                        one(i, e, not concrete and _iface_elem(e))
+                elif t is dict or isinstance(val, dict):
                     for k in sorted_keys(val):
                         iterated = True
                         e = val[k]
                         one(k, e, _iface_elem(e))
-                elif t is int:
+                elif t is int or t is Int64:
                     if nd > 1:
                         self.errorf("can't use " + str(val) + " to iterate over more than one variable")
                     for i in range(val):
@@ -228,9 +229,9 @@ class State:
         value = _NO_FINAL
         for cmd in pipe.cmds:
             value = self.eval_command(dot, cmd, value)
-        # Go unwraps interface values at the end of a pipeline; a nil interface becomes invalid.
-        if value is None:
-            value = MISSING
+            # Go unwraps interface values after each command; a nil interface becomes invalid.
+            if value is None:
+                value = MISSING
         for v in pipe.decl:
             name = v.ident[0]
             if pipe.is_assign:
@@ -329,7 +330,14 @@ class State:
                 if has_args:
                     self.errorf(f"{name} has arguments but cannot be invoked as function")
                 v = getattr(receiver, attr)
-                return v, info.iface.get(attr, False)
+                if v is None:
+                    v = info.nil_as[attr]
+                return v, info.iface[attr]
+        if isinstance(receiver, dict):  # a nil map from a typed struct field, or a dict subclass
+            if has_args:
+                self.errorf(f"{name} is not a method but has arguments")
+            v = receiver.get(name, MISSING)
+            return v, v is not MISSING and _iface_elem(v)
         self.errorf(f"can't evaluate field {name} in type {typ}")
 
     # ---- function calls -------------------------------------------------
@@ -385,7 +393,9 @@ class State:
             self.errorf(f"error calling {name}: {e}")
         except RecursionError:
             raise
-        except (ZeroDivisionError, OverflowError) as e:
+        except ExecError:
+            raise
+        except Exception as e:  # Go recovers a panicking function into an "error calling" error
             self.node = node
             msg = "runtime error: integer divide by zero" if isinstance(e, ZeroDivisionError) else str(e)
             self.errorf(f"error calling {name}: {msg}")
@@ -454,8 +464,8 @@ class State:
             or (typ == T_INT and vt is int)
             or (typ == T_FLOAT and vt is float)
             or (typ == T_BOOL and vt is bool)
-            or (typ == T_LIST and (vt is list or vt is tuple))
-            or (typ == T_MAP and vt is dict)
+            or (typ == T_LIST and isinstance(value, (list, tuple)))
+            or (typ == T_MAP and isinstance(value, dict))
         )
         if ok:
             return value

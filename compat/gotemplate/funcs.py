@@ -61,7 +61,7 @@ def _kind(v) -> str:
     t = type(v)
     if t is bool:
         return "bool"
-    if t is int:
+    if t is int or (isinstance(v, int) and t is not bool):
         return "int"
     if t is float:
         return "float"
@@ -85,11 +85,13 @@ def _eq(a, *others) -> bool:
         elif k1 == "invalid":
             truth = True
         else:
-            for x in (a, b):
-                if isinstance(x, (list, tuple, dict)):
-                    raise FuncError(f"non-comparable type {sprintf('%s', [x])}: {go_type_name(x)}")
-            if type(a) is not type(b):
-                raise FuncError(_INCOMPATIBLE)
+            if go_type_name(a) != go_type_name(b):
+                raise FuncError(
+                    f"non-comparable types {sprintf('%s', [a])}: {go_type_name(a)}, "
+                    f"{go_type_name(b)}: {format_value(b)}"
+                )
+            if isinstance(b, (list, tuple, dict)):
+                raise FuncError(f"non-comparable type {sprintf('%s', [b])}: {go_type_name(b)}")
             truth = a == b
         if truth:
             return True
@@ -138,12 +140,19 @@ def _index(item, *indexes):
         if item is None:
             raise FuncError("index of nil pointer")
         t = type(item)
-        if t is list or t is tuple or t is str:
+        if isinstance(item, (list, tuple)):
+            t = list
+        elif isinstance(item, dict):
+            t = dict
+        if t is list or t is str:
             n = len(item.encode("utf-8", "surrogateescape")) if t is str else len(item)
             x = _index_arg(ix, n)
             if x == n:
                 raise FuncError("reflect: " + ("string" if t is str else "slice") + " index out of range")
-            item = item.encode("utf-8", "surrogateescape")[x] if t is str else item[x]
+            if t is str:
+                item = item.encode("utf-8", "surrogateescape")[x]
+            else:
+                item = item[x]
         elif t is dict:
             if _nil(ix):
                 raise FuncError("value is nil; should be of type string")
@@ -158,7 +167,7 @@ def _index(item, *indexes):
 def _index_arg(ix, cap: int) -> int:
     if _nil(ix):
         raise FuncError("cannot index slice/array with nil")
-    if type(ix) is not int:
+    if not isinstance(ix, int) or type(ix) is bool:
         raise FuncError(f"cannot index slice/array with type {go_type_name(ix)}")
     if ix < 0 or ix > cap:
         raise FuncError(f"index out of range: {ix}")
@@ -170,10 +179,9 @@ def _len(item) -> int:
         raise FuncError("reflect: call of reflect.Value.Type on zero Value")
     if item is None:
         raise FuncError("len of nil pointer")
-    t = type(item)
-    if t is str:
+    if type(item) is str:
         return len(item.encode("utf-8", "surrogateescape"))
-    if t in (list, tuple, dict):
+    if isinstance(item, (list, tuple, dict)):
         return len(item)
     raise FuncError(f"len of type {go_type_name(item)}")
 
@@ -316,4 +324,4 @@ BUILTINS: dict[str, FuncSpec] = {
     "urlquery": FuncSpec(_urlquery, (), T_ANY),
 }
 
-__all__ = ["BUILTINS", "FuncSpec", "FuncError", "format_value"]
+__all__ = ["BUILTINS", "FuncSpec", "FuncError"]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 
+from .godate import as_go_time
 from .values import MISSING, go_type_name, is_struct, struct_items
 
 # ---------------------------------------------------------------- strconv
@@ -99,6 +99,8 @@ def unquote(s: str) -> str:
 
 def unquote_char(s: str) -> int:
     """The rune value of a 'x' literal."""
+    if len(s) == 2:
+        raise ValueError("invalid syntax")
     if len(s) < 3 or s[0] != "'" or s[-1] != "'":
         raise ValueError(f"malformed character constant: {s}")
     body = _unescape(s[1:-1], "'")
@@ -190,7 +192,7 @@ def format_float_json(f: float) -> str:
 
 # ---------------------------------------------------------------- %v
 
-def format_value(v, plus: bool = False, top: bool = True) -> str:
+def format_value(v, plus: bool = False) -> str:
     """fmt's %v (or %+v) for a template value."""
     if v is None or v is MISSING:
         return "<nil>"
@@ -204,15 +206,15 @@ def format_value(v, plus: bool = False, top: bool = True) -> str:
     if t is float:
         return format_float_g(v)
     if t is list or t is tuple:
-        return "[" + " ".join(format_value(x, plus, False) for x in v) + "]"
+        return "[" + " ".join(format_value(x, plus) for x in v) + "]"
     if t is dict:
         return "map[" + " ".join(
-            format_value(k, plus, False) + ":" + format_value(v[k], plus, False) for k in sorted_keys(v)
+            format_value(k, plus) + ":" + format_value(v[k], plus) for k in sorted_keys(v)
         ) + "]"
     if is_struct(v):
         if plus:
-            return "{" + " ".join(n + ":" + format_value(x, plus, False) for n, x in struct_items(v)) + "}"
-        return "{" + " ".join(format_value(x, plus, False) for _, x in struct_items(v)) + "}"
+            return "{" + " ".join(n + ":" + format_value(x, plus) for n, x in struct_items(v)) + "}"
+        return "{" + " ".join(format_value(x, plus) for _, x in struct_items(v)) + "}"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
@@ -222,9 +224,12 @@ def format_value(v, plus: bool = False, top: bool = True) -> str:
     if isinstance(v, str):
         return str(v)
     if isinstance(v, (list, tuple)):
-        return format_value(list(v), plus, top)
+        return format_value(list(v), plus)
+    t_ = as_go_time(v)
+    if t_ is not None:
+        return str(t_)
     if isinstance(v, dict):
-        return format_value(dict(v), plus, top)
+        return format_value(dict(v), plus)
     return str(v)
 
 
@@ -264,10 +269,10 @@ def sprintln(args) -> str:
 # ---------------------------------------------------------------- printf
 
 class _Spec:
-    __slots__ = ("minus", "plus", "sharp", "space", "zero", "width", "prec", "verb")
+    __slots__ = ("minus", "plus", "sharp", "space", "zero", "width", "prec", "verb", "plus_v")
 
     def __init__(self):
-        self.minus = self.plus = self.sharp = self.space = self.zero = False
+        self.minus = self.plus = self.sharp = self.space = self.zero = self.plus_v = False
         self.width = None
         self.prec = None
         self.verb = "v"
@@ -288,12 +293,19 @@ def _pad(s: str, sp: _Spec, numeric: bool = False) -> str:
 
 
 def _bad_verb(sp: _Spec, v) -> str:
+    """%!verb(type=value): the value is printed with %v under the same flags, width and precision."""
+    verb = sp.verb
     if v is None or v is MISSING:
-        return f"%!{sp.verb}(<nil>)"
-    return f"%!{sp.verb}({go_type_name(v)}={format_value(v)})"
+        return f"%!{verb}(<nil>)"
+    sp.verb = "v"
+    try:
+        shown = fmt_one(v, sp)
+    finally:
+        sp.verb = verb
+    return f"%!{verb}({go_type_name(v)}={shown})"
 
 
-def _fmt_int(v: int, sp: _Spec) -> str:
+def _fmt_int(v: int, sp: _Spec, orig=None) -> str:
     verb = sp.verb
     neg = v < 0
     a = -v if neg else v
@@ -301,6 +313,8 @@ def _fmt_int(v: int, sp: _Spec) -> str:
         body = str(a)
     elif verb == "b":
         body = format(a, "b")
+        if sp.sharp:
+            body = "0b" + body
     elif verb == "o":
         body = format(a, "o")
         if sp.sharp:
@@ -325,7 +339,7 @@ def _fmt_int(v: int, sp: _Spec) -> str:
             s += " '" + _rune(v) + "'"
         return _pad(s, sp)
     else:
-        return _bad_verb(sp, v)
+        return _bad_verb(sp, v if orig is None else orig)
     if sp.prec is not None:
         body = body.rjust(sp.prec, "0") if not (sp.prec == 0 and v == 0) else ""
     sign = "-" if neg else ("+" if sp.plus else (" " if sp.space else ""))
@@ -375,7 +389,7 @@ def _fmt_float(v: float, sp: _Spec) -> str:
     elif verb in "fF":
         s = "%.*f" % (6 if prec is None else prec, v)
     elif verb in "xX":
-        s = float.hex(v)
+        s = _hex_float(v, prec)
         if verb == "X":
             s = s.upper()
     else:
@@ -385,6 +399,35 @@ def _fmt_float(v: float, sp: _Spec) -> str:
     elif sp.space and not s.startswith("-"):
         s = " " + s
     return _pad(s, sp, True)
+
+
+def _hex_float(v: float, prec) -> str:
+    """strconv's 'x' format: 0x1.8p+00 (shortest mantissa unless a precision is given)."""
+    h = float.hex(abs(v))  # 0x1.8000000000000p+0
+    mant, _, exp = h[2:].partition("p")
+    ip, _, fp = mant.partition(".")
+    fp = fp.rstrip("0")
+    if prec is not None:
+        # round the hex fraction to prec digits
+        bits = int(ip + fp.ljust(13, "0"), 16)
+        shift = 4 * (13 - prec)
+        if shift > 0:
+            half = 1 << (shift - 1)
+            rem = bits & ((1 << shift) - 1)
+            bits >>= shift
+            if rem > half or (rem == half and bits & 1):
+                bits += 1
+        digits = format(bits, "x")
+        lead = 1 if prec == 0 else len(digits) - prec
+        ip, fp = digits[:lead] or "0", digits[lead:]
+        if int(ip, 16) >= 2:  # rounding carried into the next power of two
+            ip, fp = "1", fp
+            exp = str(int(exp) + 1)
+    e = int(exp)
+    if v == 0:
+        e = 0
+    s = "0x" + ip + ("." + fp if fp else "") + "p" + ("-" if e < 0 else "+") + f"{abs(e):02d}"
+    return ("-" if math.copysign(1.0, v) < 0 else "") + s
 
 
 def _fmt_str(v: str, sp: _Spec) -> str:
@@ -423,7 +466,7 @@ def fmt_one(v, sp: _Spec, depth: int = 0) -> str:
             return _pad("true" if v else "false", sp)
         return _bad_verb(sp, v)
     if t is int or isinstance(v, int):
-        return _fmt_int(int(v), sp)
+        return _fmt_int(int(v), sp, v)
     if t is float or isinstance(v, float):
         return _fmt_float(float(v), sp)
     if t is str or isinstance(v, str):
@@ -433,14 +476,14 @@ def fmt_one(v, sp: _Spec, depth: int = 0) -> str:
     if isinstance(v, dict):
         return "map[" + " ".join(_elem(k, sp) + ":" + _elem(v[k], sp) for k in sorted_keys(v)) + "]"
     if is_struct(v):
-        if sp.plus and verb == "v":
+        if sp.plus_v:
             return "{" + " ".join(n + ":" + _elem(x, sp) for n, x in struct_items(v)) + "}"
         return "{" + " ".join(_elem(x, sp) for _, x in struct_items(v)) + "}"
     return _pad(str(v), sp)
 
 
 def _elem(x, sp: _Spec) -> str:
-    if x is None and sp.verb == "v":
+    if x is None or x is MISSING:  # a nil interface inside a container: <nil>, any verb, no padding
         return "<nil>"
     return fmt_one(x, sp, 1)
 
@@ -476,9 +519,10 @@ def sprintf(fmt: str, args: list) -> str:
         # argument index [n]
         i, argi, ok_idx = _arg_index(fmt, i, argi, len(args))
         reordered = reordered or ok_idx is not None
+        bad_index = ok_idx is False
         if i < n and fmt[i] == "*":
             i += 1
-            if argi < len(args) and type(args[argi]) is int:
+            if argi < len(args) and isinstance(args[argi], int) and type(args[argi]) is not bool:
                 sp.width = args[argi]
                 if sp.width < 0:
                     sp.minus = True
@@ -496,9 +540,11 @@ def sprintf(fmt: str, args: list) -> str:
         if i < n and fmt[i] == ".":
             i += 1
             i, argi, ok_idx2 = _arg_index(fmt, i, argi, len(args))
+            bad_index = bad_index or ok_idx2 is False
+            reordered = reordered or ok_idx2 is not None
             if i < n and fmt[i] == "*":
                 i += 1
-                if argi < len(args) and type(args[argi]) is int and args[argi] >= 0:
+                if argi < len(args) and isinstance(args[argi], int) and type(args[argi]) is not bool and args[argi] >= 0:
                     sp.prec = args[argi]
                 else:
                     out.append("%!(BADPREC)")
@@ -509,7 +555,8 @@ def sprintf(fmt: str, args: list) -> str:
                     i += 1
                 sp.prec = int(fmt[k:i]) if i > k else 0
         i, argi, ok_idx3 = _arg_index(fmt, i, argi, len(args))
-        if ok_idx3 is False:
+        reordered = reordered or ok_idx3 is not None
+        if bad_index or ok_idx3 is False:
             out.append("%!" + (fmt[i] if i < n else "") + "(BADINDEX)")
             i += 1
             continue
@@ -519,6 +566,9 @@ def sprintf(fmt: str, args: list) -> str:
         verb = fmt[i]
         i += 1
         sp.verb = verb
+        if verb == "v" and sp.plus:  # %+v: field names for structs, no signs on numbers
+            sp.plus = False
+            sp.plus_v = True
         if verb == "%":
             out.append("%")
             continue
@@ -577,5 +627,5 @@ def _go_syntax(v) -> str:
 
 __all__ = [
     "quote", "unquote", "unquote_char", "format_value", "format_float_g", "format_float_json",
-    "sprint", "sprintln", "sprintf", "sorted_keys", "dataclasses",
+    "sprint", "sprintln", "sprintf", "sorted_keys",
 ]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 
+from .godate import as_go_time, rfc3339nano
 from .gofmt import format_float_json
-from .values import MISSING, is_struct, struct_info
+from .values import MISSING, NilDict, NilList, field_value, is_struct, struct_info
 
 
 class JSONError(Exception):
@@ -38,7 +39,7 @@ def _esc_string(s: str, html: bool) -> str:
         elif o == 0x2028 or o == 0x2029:
             out.append(f"\\u{o:04x}")
         elif 0xD800 <= o <= 0xDFFF:  # invalid UTF-8 byte (surrogateescape) -> U+FFFD
-            out.append("\ufffd")
+            out.append("\\ufffd")
         else:
             out.append(c)
     out.append('"')
@@ -79,12 +80,17 @@ def _enc(v, html: bool, out: list, indent: str | None, level: int) -> None:
         _enc_obj(items, html, out, indent, level)
     elif is_struct(v):
         items = []
-        for attr, name, omit in struct_info(t).json_fields:
-            x = getattr(v, attr)
+        info = struct_info(t)
+        for attr, name, omit in info.json_fields:
+            x = field_value(info, v, attr)
             if omit and _empty(x):
                 continue
             items.append((name, x))
         _enc_obj(items, html, out, indent, level)
+    elif t is NilList or t is NilDict:
+        out.append("null")
+    elif as_go_time(v) is not None:
+        out.append('"' + rfc3339nano(as_go_time(v)) + '"')
     elif isinstance(v, bool):
         out.append("true" if v else "false")
     elif isinstance(v, int):

@@ -50,17 +50,17 @@ class Token:
             return "EOF"
         if self.kind == ERROR:
             return self.val
-        if self.kind in KEYWORDS_KIND:
+        if self.kind in KEYWORDS_KIND or self.kind == DOT or self.kind == NIL:
             return "<" + self.val + ">"
         if len(self.val.encode()) > 10:
-            return go_quote(self.val[:10], limit=True) + "..."
+            return go_quote(self.val[:10]) + "..."
         return go_quote(self.val)
 
 
 KEYWORDS_KIND = {"kw:" + k for k in KEYWORDS}
 
 
-def go_quote(s: str, limit: bool = False) -> str:
+def go_quote(s: str) -> str:
     """strconv.Quote: double-quoted with Go escapes."""
     from .gofmt import quote
     return quote(s)
@@ -85,7 +85,7 @@ class Lexer:
 
     def __init__(self, src: str):
         self.src = src
-        self.bpos_cache: dict[int, int] = {}
+        self._ascii = src.isascii()
         self.tokens: list[Token] = []
         self.line = 1
         self.paren_depth = 0
@@ -98,7 +98,6 @@ class Lexer:
 
     def tokenize(self) -> list[Token]:
         src = self.src
-        self._ascii = src.isascii()
         n = len(src)
         i = 0
         while True:
@@ -155,12 +154,15 @@ class Lexer:
             k = end + (TRIM_MARKER_LEN if rtrim else 0) + 2
             return self._after_right(k, rtrim)
         self._emit(LEFT_DELIM, self.LD, j)
+        if trim:
+            self.line += src.count("\n", j + 2, i)
         while True:
             at, rtrim = self._at_right_delim(i)
             if at:
                 if self.paren_depth:
                     self._err("unclosed left paren")
                 k = i + (TRIM_MARKER_LEN if rtrim else 0)
+                self.line += src.count("\n", i, k)
                 self._emit(RIGHT_DELIM, self.RD, k)
                 return self._after_right(k + 2, rtrim)
             if i >= n:
@@ -301,22 +303,24 @@ class Lexer:
         self._emit(CHAR_CONST, src[i:k + 1], i)
         return k + 1
 
-    def _lex_number(self, i: int) -> int:
+    def _scan_number(self, k: int) -> tuple[int, bool]:
+        """Go's scanNumber from k: (end, ok); not ok when an alphanumeric follows (end includes it)."""
         src = self.src
         n = len(src)
-        k = i
         if k < n and src[k] in "+-":
             k += 1
         digits = "0123456789_"
-        if src.startswith(("0x", "0X"), k):
-            k += 2
-            digits = "0123456789abcdefABCDEF_"
-        elif src.startswith(("0o", "0O"), k):
-            k += 2
-            digits = "01234567_"
-        elif src.startswith(("0b", "0B"), k):
-            k += 2
-            digits = "01_"
+        if k < n and src[k] == "0":
+            k += 1
+            if k < n and src[k] in "xX":
+                k += 1
+                digits = "0123456789abcdefABCDEF_"
+            elif k < n and src[k] in "oO":
+                k += 1
+                digits = "01234567_"
+            elif k < n and src[k] in "bB":
+                k += 1
+                digits = "01_"
         while k < n and src[k] in digits:
             k += 1
         if k < n and src[k] == ".":
@@ -338,7 +342,20 @@ class Lexer:
         if k < n and src[k] == "i":
             k += 1
         if k < n and _is_alnum(src[k]):
-            self._err(f'bad number syntax: "{src[i:k + 1]}"')
+            return k + 1, False
+        return k, True
+
+    def _lex_number(self, i: int) -> int:
+        src = self.src
+        k, ok = self._scan_number(i)
+        if not ok:
+            self._err(f'bad number syntax: "{src[i:k]}"')
+        if k < len(src) and src[k] in "+-":
+            # A sign right after a number starts the imaginary part of a complex constant.
+            k2, ok = self._scan_number(k)
+            if not ok or src[k2 - 1] != "i":
+                self._err(f'bad number syntax: "{src[i:k2]}"')
+            k = k2
         self._emit(NUMBER, src[i:k], i)
         return k
 

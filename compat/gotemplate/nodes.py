@@ -198,14 +198,6 @@ class IfNode(Node):
         return s + "{{end}}"
 
 
-class WithNode(IfNode):
-    __slots__ = ()
-
-
-class RangeNode(IfNode):
-    __slots__ = ()
-
-
 @dataclass(slots=True, eq=False)
 class TemplateNode(Node):
     pos: int

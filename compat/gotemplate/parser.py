@@ -17,10 +17,6 @@ _CMD_START = {
 }
 
 
-class _Abort(Exception):
-    pass
-
-
 class Tree:
     """One parsed template (the main one or a {{define}}d one)."""
 
@@ -426,7 +422,7 @@ def parse_go_number(text: str):
         return "complex"
     body = text
     sign = 1
-    if body[:1] in "+-":
+    if body and body[0] in "+-":
         sign = -1 if body[0] == "-" else 1
         body = body[1:]
     if not body:

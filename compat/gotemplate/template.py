@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from .errors import ExecError, ParseError, TemplateError
@@ -9,11 +10,10 @@ from .exec import State
 from .funcs import BUILTINS, FuncSpec
 from .parser import parse_trees
 from .sprig import SPRIG
+from .values import MISSING
 
 # Sprig's functions shadow same-named builtins (LocalAI adds sprig.FuncMap() to text/template).
 DEFAULT_FUNCS: dict[str, FuncSpec] = {**BUILTINS, **SPRIG}
-
-_CONTEXT_MAX = 20
 
 
 class Template:
@@ -34,6 +34,8 @@ class Template:
         state = State(self, self.name)
         if tree is None:
             raise ExecError(f'template: {self.name}: "{self.name}" is an incomplete or empty template')
+        if data is None:  # Execute(w, nil): dot is an invalid value, fields of it print <no value>
+            data = MISSING
         state.vars.append(["$", data, False])
         try:
             state.walk(data, tree.root)
@@ -42,7 +44,7 @@ class Template:
         return "".join(state.out)
 
     def error_context(self, node) -> tuple[str, str]:
-        """Go's ErrorContext: ("name:line:col", node text shortened to 20 chars)."""
+        """Go's ErrorContext: ("name:line:col", the node's text)."""
         b = self._src_bytes
         if b is None:
             b = self._src_bytes = self.text.encode("utf-8", "surrogateescape")
@@ -51,17 +53,32 @@ class Template:
         nl = head.rfind(b"\n")
         col = pos if nl < 0 else pos - (nl + 1)
         line = 1 + head.count(b"\n")
-        ctx = str(node)
-        if len(ctx.encode("utf-8", "surrogateescape")) > _CONTEXT_MAX:
-            ctx = ctx[:_CONTEXT_MAX] + "..."
-        return f"{self.name}:{line}:{col}", ctx
+        return f"{self.name}:{line}:{col}", str(node)
 
 
 def parse(text: str, name: str = "prompt", funcs: dict[str, FuncSpec] | None = None) -> Template:
-    """Parse Go template text; raises ParseError with Go's message ("template: name:line: ...")."""
-    fm = DEFAULT_FUNCS if funcs is None else funcs
-    trees = parse_trees(text, name, fm)
-    return Template(name, text, trees, fm)
+    """Parse Go template text; raises ParseError with Go's message ("template: name:line: ...").
+
+    Templates are immutable, so parses with the default function map are memoized.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"template text must be str, not {type(text).__name__}")
+    if funcs is None:
+        return _parse_default(text, name)
+    return _parse(text, name, funcs)
+
+
+def _parse(text: str, name: str, funcs: dict[str, FuncSpec]) -> Template:
+    try:
+        trees = parse_trees(text, name, funcs)
+    except RecursionError:
+        raise ParseError(f"template: {name}:1: max depth exceeded", name, 1) from None
+    return Template(name, text, trees, funcs)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_default(text: str, name: str) -> Template:
+    return _parse(text, name, DEFAULT_FUNCS)
 
 
 __all__ = ["Template", "parse", "TemplateError", "ParseError", "ExecError"]

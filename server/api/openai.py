@@ -135,11 +135,18 @@ def _reply_prefix(config: Any) -> str:
     return getattr(template, "reply_prefix", None) or ""
 
 
-def _add_special(prompt: Any) -> bool:
-    # Text from the GGUF's own Jinja template ("tokenizer") already holds the BOS the model
-    # wants ({{ bos_token }}); adding one would double it. LocalAI's Go-templated prompts go
-    # to llama.cpp, which adds BOS itself.
-    return getattr(prompt, "source", None) != "tokenizer"
+def _engine_prompt(prompt: Any, bos_text: str) -> tuple[str, bool]:
+    """The text to tokenize and whether the tokenizer adds BOS.
+
+    As llama-server does: a GGUF Jinja template may write `{{ bos_token }}` itself, so a
+    leading BOS text is stripped and the vocabulary's own add-BOS rule decides, which gives
+    exactly one BOS whether or not the template wrote it. LocalAI's Go-templated prompts go
+    to llama.cpp, which adds BOS by that same rule.
+    """
+    text = prompt.text
+    if getattr(prompt, "source", None) == "tokenizer" and bos_text and text.startswith(bos_text):
+        text = text[len(bos_text):]
+    return text, True
 
 
 # ---------------------------------------------------------------- generation routes
@@ -182,9 +189,8 @@ async def _prepare(
         for warning in getattr(prompt, "warnings", ()) or ():
             logger.warning("prompt for model %s: %s", config.name, warning)
         logger.debug("prompt for model %s:\n%s", config.name, prompt.text)
-        gen_request = GenerateRequest(
-            prompt=prompt.text, params=params, add_special=_add_special(prompt)
-        )
+        text, add_special = _engine_prompt(prompt, handle.info.bos_text)
+        gen_request = GenerateRequest(prompt=text, params=params, add_special=add_special)
     except BaseException:
         await stack.aclose()
         raise

@@ -67,10 +67,11 @@ async def test_tokenizer_template_from_model_info(client, manager):
     r = await client.post("/v1/chat/completions", json={"model": "gguf-model", "messages": MESSAGES})
     assert r.status_code == 200
     (req,) = handle.requests
-    # The fake prompt builder prefixes the bos_text of the TokenizerTemplate it was given.
-    assert req.prompt.startswith("<s>system:")
-    # Text from the GGUF template carries its own BOS: the engine must not add another.
-    assert req.add_special is False
+    # The fake prompt builder prefixes the bos_text of the TokenizerTemplate it was given;
+    # as in llama-server that text is stripped and the vocabulary's add-BOS rule puts exactly
+    # one BOS back.
+    assert req.prompt.startswith("system:")
+    assert req.add_special is True
 
 
 async def test_unknown_field_logged_with_did_you_mean(client, caplog):

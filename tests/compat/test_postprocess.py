@@ -146,3 +146,34 @@ def test_reply_prefixer_only_first_delta():
     p = ReplyPrefixer("<think>")
     assert p.feed("a") == "<think>a"
     assert p.feed("b") == "b"
+
+
+PATTERNS = ["</s>", r"<\|im_end\|>", "a", "ab", "b?", r"\bx", "x$", "^a", "(?m)^b", "[ab]c", r"\s\s",
+            "a|ab", "c{2}", "(?i)AB", "[[:space:]]", r"\z", "ab*", ".+c"]
+PREFIXES = ["", "a", " a", "ab", "</s>", "\n"]
+SUFFIXES = ["", "b", "</s>", " s>", "a\n"]
+
+
+def test_stream_equals_batch_for_random_configs():
+    rng = random.Random(7)
+    alphabet = ALPHABET + ["\u3000", "\t", "A", "B", "é"]
+    for _ in range(250):
+        c = cfg(cutstrings=rng.sample(PATTERNS, k=rng.randint(0, 2)),
+                extract_regex=rng.sample(PATTERNS, k=1) if rng.random() < 0.15 else [],
+                trimspace=rng.sample(PREFIXES, k=rng.randint(0, 2)),
+                trimsuffix=rng.sample(SUFFIXES, k=rng.randint(0, 2)))
+        for _ in range(12):
+            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
+            want = finetune(c, text)
+            parts = random_splits(text, rng)
+            f = StreamFinetuner(c)
+            got = "".join(f.feed(p) for p in parts) + f.finish()
+            assert got == want, (c, text, parts)
+
+
+def test_long_stream_releases_most_text_before_finish():
+    c = cfg(cutstrings=[r"<\|im_end\|>"], trimspace=[""], trimsuffix=["</s>"])
+    f = StreamFinetuner(c)
+    released = "".join(f.feed(w + " ") for w in ["word"] * 500)
+    assert len(released) > 2400
+    assert released + f.finish() == finetune(c, "word " * 500)

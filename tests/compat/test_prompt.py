@@ -8,10 +8,9 @@ from pathlib import Path
 import gguf
 import pytest
 
-import compat.prompt as prompt_mod
+import compat.prompt_templates as templates_mod
 from compat import prompt_cmd
 from compat.config import FunctionsConfig, ModelConfig, PredictionOptions, TemplateConfig
-from compat.gojson import GoStruct, as_go_any, go_float, marshal
 from compat.jinja_chat import ChatTemplateError, TokenizerTemplate, render_chat_template
 from compat.prompt import (
     PromptRequestError, build_chat_prompt, build_completion_prompt, decode_message_content,
@@ -141,14 +140,14 @@ def test_template_file_outside_path(tmp_path):
 
 def test_parse_once_under_threads(tmp_path, monkeypatch):
     calls = []
-    real = prompt_mod.parse
+    real = templates_mod.parse
 
     def counting(text, name="prompt"):
         calls.append(text)
         return real(text, name=name)
 
-    monkeypatch.setattr(prompt_mod, "parse", counting)
-    monkeypatch.setattr(prompt_mod, "_cache", prompt_mod._TemplateCache())
+    monkeypatch.setattr(templates_mod, "parse", counting)
+    monkeypatch.setattr(templates_mod.template_cache, "_parsed", {})
     c = cfg(chat_message="{{.Content}}!", chat="[{{.Input}}]")
     results = []
     threads = [threading.Thread(target=lambda: results.append(
@@ -178,15 +177,6 @@ def test_decode_message_content():
              {"type": "input_audio", "input_audio": {"data": "AAAA"}}, {"type": "text", "text": "b"}]
     # file:// is not something LocalAI can fetch: the image part is skipped; input_audio counts.
     assert decode_message_content(parts, multimodal="") == "<__media__>ab"
-
-
-# --- gojson -----------------------------------------------------------------------------------------
-
-def test_go_json():
-    assert marshal({"b": 1.0, "a": ["<&>", None, True, 0.5]}) == '{"a":["\\u003c\\u0026\\u003e",null,true,0.5],"b":1}'
-    assert marshal(GoStruct([("z", 1), ("a", "\u2028")])) == '{"z":1,"a":"\\u2028"}'
-    assert (go_float(1e21), go_float(1e-7), go_float(123456789.0), go_float(-0.0)) == ("1e+21", "1e-7", "123456789", "-0")
-    assert as_go_any({"n": 1, "b": True}) == {"n": 1.0, "b": True}
 
 
 # --- llamaslots prompt ------------------------------------------------------------------------------
@@ -263,3 +253,17 @@ def test_struct_data_semantics(tmp_path):
     assert r.text == 'first null\n[{"index":0,"id":"c","type":"function","function":{"name":"n","arguments":"{}"}}]'
     r = build_chat_prompt(cfg(chat_message="{{.Content}}{{.Nope}}", chat="{{.Input}}"), tmp_path, {"messages": msgs[:1]})
     assert r.text == "a" and "can't evaluate field Nope" in r.warnings[0]
+
+
+def test_metadata_keys_deleted_only_for_chat(tmp_path):
+    md = {"metadata": {"localai_assistant": "1", "mcp_prompt": "", "mcp_servers": "x", "k": "v"}}
+    tmpl = "{{range $k, $v := .Metadata}}{{$k}}={{$v}};{{end}}"
+    chat_r = build_chat_prompt(cfg(chat=tmpl), tmp_path, {"messages": MSGS, **md})
+    assert chat_r.text == "k=v;mcp_prompt=;"
+    comp = build_completion_prompt(cfg(completion=tmpl), tmp_path, "p", md)
+    assert comp.text == "k=v;localai_assistant=1;mcp_prompt=;mcp_servers=x;"
+
+
+def test_per_message_template_under_chat_gets_a_hint(tmp_path):
+    r = build_chat_prompt(cfg(chat='{{if eq .RoleName "user"}}{{.Content}}{{end}}'), tmp_path, {"messages": MSGS})
+    assert r.text == "S\nU" and "template.chat_message" in r.warnings[0] and ".RoleName" in r.warnings[0]

@@ -102,3 +102,18 @@ def test_json_grammar_is_well_formed_gbnf():
     assert rules[0] == "root" and len(set(rules)) == len(rules)
     for name in ("object", "array", "string", "number", "value", "ws"):
         assert name in rules
+
+
+def test_logit_bias_falls_back_to_config():
+    c = SimpleNamespace(parameters=SimpleNamespace(logit_bias={"7": 2}))
+    assert merge_generation_params(c, {}, endpoint="chat").sampling.logit_bias == {7: 2.0}
+    assert merge_generation_params(c, {"logit_bias": {"8": 1}}, endpoint="chat").sampling.logit_bias == {8: 1.0}
+
+
+def test_with_real_model_config():
+    from compat.config import ModelConfig, PredictionOptions
+    c = ModelConfig(name="m", parameters=PredictionOptions(model="m.gguf", temperature=0.7, top_p=0.7, seed=-1),
+                    stopwords=["</s>"], mirostat=2)
+    g = merge_generation_params(c, {"top_p": 0.1, "stop": "x"}, endpoint="chat")
+    assert (g.sampling.temperature, g.sampling.top_p, g.sampling.seed, g.sampling.mirostat) == (0.7, 0.1, None, 2)
+    assert g.stop == ("</s>", "x")

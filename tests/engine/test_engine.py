@@ -237,3 +237,56 @@ def test_bad_prompt_tokens_fail_only_that_request(gguf_path, make_engine):
     bad = submit(engine, [1, 999999], greedy(3)).wait()
     assert isinstance(bad.end, Failed) and "vocabulary" in bad.end.error.message
     assert submit(engine, "hello", greedy(3, ignore_eos=True)).wait().end.reason == "length"
+
+
+def test_grammar_constrains_the_output(gguf_path, make_engine):
+    engine = make_engine(gguf_path("spm-random"), n_slots=2)
+    grammar = 'root ::= ("yes" | "no") "."'
+    for seed in range(4):
+        params = GenerationParams(SamplingParams(temperature=1.0, seed=seed, grammar=grammar), max_tokens=8)
+        run = submit(engine, "hello", params).wait()
+        assert run.text in ("yes.", "no."), run.text
+        assert run.end.reason == "stop"
+
+
+def test_json_object_grammar_gives_json(gguf_path, make_engine):
+    import json
+
+    from compat.requests import JSON_OBJECT_GBNF
+
+    engine = make_engine(gguf_path("spm-random"), n_slots=1, n_ctx=1024)
+    for temperature, seed in ((0.0, None), (0.7, 1)):
+        sampling = SamplingParams(temperature=temperature, seed=seed, grammar=JSON_OBJECT_GBNF)
+        params = GenerationParams(sampling, max_tokens=200)
+        run = submit(engine, "hello", params).wait()
+        # The grammar ends the object, so the model stops by itself with a JSON object.
+        assert run.end.reason == "stop"
+        assert isinstance(json.loads(run.text), dict)
+
+
+def test_bad_grammar_fails_only_that_request(gguf_path, make_engine):
+    engine = make_engine(gguf_path("spm-random"), n_slots=1)
+    bad = submit(engine, "hello", GenerationParams(SamplingParams(grammar="root ::= ("), max_tokens=4)).wait()
+    assert isinstance(bad.end, Failed) and "grammar" in bad.end.error.message
+    assert submit(engine, "hello", greedy(2, ignore_eos=True)).wait().end.usage.completion_tokens == 2
+
+
+@pytest.mark.parametrize("mirostat", [1, 2])
+def test_mirostat_is_seeded(mirostat, gguf_path, make_engine):
+    engine = make_engine(gguf_path("spm-random"), n_slots=2)
+    p = GenerationParams(SamplingParams(temperature=0.8, seed=3, mirostat=mirostat, ignore_eos=True), max_tokens=12)
+    assert submit(engine, "hello", p).wait().text == submit(engine, "hello", p).wait().text
+
+
+def test_shutdown_cancels_in_flight_work(gguf_path):
+    from server.engine.runtime import RuntimeOptions
+
+    engine = Engine(RuntimeOptions(model_path=gguf_path("spm-scripted"), n_ctx=2048, n_slots=1, n_threads=2))
+    running = submit(engine, "The", greedy(None))
+    queued = submit(engine, "one", greedy(None))
+    while not running.deltas:
+        time.sleep(0.01)
+    engine.close()
+    assert running.wait(5).end.reason == "cancelled"
+    assert queued.wait(5).end.reason in ("cancelled", "stop")
+    assert not engine.alive

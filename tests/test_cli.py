@@ -1,0 +1,48 @@
+"""`llamaslots` as a user runs it: refusals with reasons, and the subcommands' wiring."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+# A byte-for-byte copy of ../shared/seed/config.yaml (the field note's config).
+SEED = ROOT / "tests" / "compat" / "data" / "seed-config.yaml"
+
+
+def llamaslots(*args, env=None, timeout=60):
+    return subprocess.run([sys.executable, "-m", "server.cli", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def test_run_refuses_the_field_notes_broken_config_naming_line_38(tmp_path):
+    seed = tmp_path / "config.yaml"
+    shutil.copy(SEED, seed)
+    models = tmp_path / "models"
+    models.mkdir()
+    r = llamaslots("run", "--config-file", seed, "--models-path", models)
+    assert r.returncode == 2
+    assert "config.yaml:38:11: error" in r.stderr and "chat: |-" in r.stderr
+
+
+def test_run_refuses_missing_model_files(tmp_path):
+    r = llamaslots("run", "--config-file", ROOT / "configs" / "seed-models.yaml", "--models-path", tmp_path)
+    assert r.returncode == 2
+    assert "vicuna-13b-v1.5.Q8_0.gguf is not in the models path" in r.stderr
+
+
+def test_bad_environment_value_is_named(tmp_path):
+    import os
+
+    r = llamaslots("run", "--models-path", tmp_path, env={**os.environ, "LOCALAI_THREADS": "many"})
+    assert r.returncode == 2 and "LOCALAI_THREADS" in r.stderr
+
+
+def test_subcommands_are_wired():
+    assert llamaslots("check-config", ROOT / "configs" / "seed-models.yaml").returncode in (0, 1)
+    r = llamaslots("prompt", "--config-file", ROOT / "configs" / "seed-models.yaml", "--model", "vicuna-13b",
+                   "--prompt", "hi")
+    assert r.returncode == 0, r.stderr
+    assert "hi" in r.stdout
+    assert llamaslots("frobnicate").returncode == 2
