@@ -36,8 +36,18 @@ def worker_main(conn, opts: RuntimeOptions, name: str, log_level: int) -> None:
             except (OSError, EOFError, BrokenPipeError):
                 pass  # the front-end is gone; the stop message or EOF ends us
 
+    # Events are gathered during an engine step and sent as one message after it: one
+    # pipe write per step instead of one per token (all on the engine thread).
+    pending: list[tuple[int, Event]] = []
+
+    def flush() -> None:
+        if pending:
+            batch = pending[:]
+            pending.clear()
+            send(("events", batch))
+
     try:
-        engine = Engine(opts, name=name)
+        engine = Engine(opts, name=name, after_step=flush)
     except LlamaslotsError as exc:
         send(("load_failed", exc))
         return
@@ -54,7 +64,7 @@ def worker_main(conn, opts: RuntimeOptions, name: str, log_level: int) -> None:
             kind = msg[0]
             if kind == "submit":
                 _, rid, req = msg
-                engine.submit_with_id(rid, req, lambda ev, rid=rid: send(("event", rid, ev)))
+                engine.submit_with_id(rid, req, lambda ev, rid=rid: pending.append((rid, ev)))
             elif kind == "cancel":
                 engine.cancel(msg[1])
             elif kind == "call":
@@ -185,14 +195,14 @@ class WorkerEngine:
             except (EOFError, OSError):
                 break
             kind = msg[0]
-            if kind == "event":
-                _, rid, ev = msg
-                with self._lock:
-                    sink = self._sinks.get(rid)
-                    if sink is not None and not isinstance(ev, TextDelta):
-                        del self._sinks[rid]
-                if sink is not None:
-                    sink(ev)
+            if kind == "events":
+                for rid, ev in msg[1]:
+                    with self._lock:
+                        sink = self._sinks.get(rid)
+                        if sink is not None and not isinstance(ev, TextDelta):
+                            del self._sinks[rid]
+                    if sink is not None:
+                        sink(ev)
             elif kind in ("result", "error"):
                 with self._lock:
                     fut = self._calls.pop(msg[1], None)

@@ -67,8 +67,11 @@ class Engine:
     request's sink, called on the engine thread.
     """
 
-    def __init__(self, opts: RuntimeOptions, *, name: str = "model"):
+    def __init__(self, opts: RuntimeOptions, *, name: str = "model", after_step: Callable[[], None] | None = None):
         self.name = name
+        # Called on the engine thread after every loop turn: lets a worker send one
+        # message per step instead of one per token.
+        self._after_step = after_step
         self._commands: queue.Queue = queue.Queue()
         self._ids = itertools.count(1)
         self._ready: Future = Future()
@@ -162,6 +165,8 @@ class Engine:
             self._apply_cancellations()
             self._admit()
             self._step()
+            if self._after_step is not None:
+                self._after_step()
 
     def _handle(self, cmd: tuple) -> None:
         kind = cmd[0]
@@ -460,6 +465,8 @@ class Engine:
         for s in self.slots:
             if s.job is not None:
                 self._finish(s, "cancelled")
+        if self._after_step is not None:
+            self._after_step()
         self.batch.free()
         self.rt.close()
 
