@@ -89,7 +89,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_llamaslots_config(work_dir: Path, model_file: Path, threads: int, slots: int) -> Path:
+def write_llamaslots_config(work_dir: Path, model_file: Path, threads: int, slots: int,
+                            extra_options: tuple[str, ...] = ()) -> Path:
     """A LocalAI-style model list with the one bench model (written by hand: no yaml dependency)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     path = work_dir / "bench-config.yaml"
@@ -102,7 +103,8 @@ def write_llamaslots_config(work_dir: Path, model_file: Path, threads: int, slot
         "  context_size: 4096\n"
         f"  threads: {threads}\n"
         "  options:\n"
-        f"    - \"parallel:{slots}\"\n",
+        f"    - \"parallel:{slots}\"\n"
+        + "".join(f"    - {json.dumps(o)}\n" for o in extra_options),
         encoding="utf-8",
     )
     return path
@@ -684,6 +686,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
                    help="interpreter that runs llama_cpp.server (default: --python); it needs the [server] extra")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--slots", type=int, default=16, help="llamaslots' parallel:N")
+    p.add_argument("--option", action="append", default=[],
+                   help="extra llama-cpp `options:` entry for llamaslots' model, e.g. kv_unified:false")
     p.add_argument("--peer-interrupt-requests", action="store_true",
                    help="run the peer with its default interrupt_requests=true (cuts streams short)")
     p.add_argument("--ready-timeout", type=float, default=120.0, help="seconds a server may take to start")
@@ -786,7 +790,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         run_dir = cache_dir / "run"
         specs: dict[str, ServerSpec] = {}
         if "llamaslots" in servers:
-            config = write_llamaslots_config(run_dir, model, args.threads, args.slots)
+            config = write_llamaslots_config(run_dir, model, args.threads, args.slots, tuple(args.option))
             specs["llamaslots"] = llamaslots_spec(args.python, config, model.parent, free_port())
         if "peer" in servers:
             specs["peer"] = peer_spec(args.peer_python or args.python, model, args.threads, free_port(),
