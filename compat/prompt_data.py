@@ -13,6 +13,9 @@ from compat.gotemplate import go_field
 class Function:
     """pkg/functions.Function."""
 
+    # Go's type name, as Go's error messages print it.
+    __go_type__ = "functions.Function"
+
     Name: str = field(default="", metadata=go_field(json="name"))
     Description: str = field(default="", metadata=go_field(json="description"))
     Strict: bool = field(default=False, metadata=go_field(json="strict"))
@@ -23,6 +26,9 @@ class Function:
 class FunctionCall:
     """core/schema.FunctionCall (inside a tool call)."""
 
+    # Go's type name, as Go's error messages print it.
+    __go_type__ = "schema.FunctionCall"
+
     Name: str = field(default="", metadata=go_field(json="name,omitempty"))
     Arguments: str = field(default="", metadata=go_field(json="arguments"))
 
@@ -30,6 +36,9 @@ class FunctionCall:
 @dataclass
 class ToolCall:
     """core/schema.ToolCall."""
+
+    # Go's type name, as Go's error messages print it.
+    __go_type__ = "schema.ToolCall"
 
     Index: int = field(default=0, metadata=go_field(json="index"))
     ID: str = field(default="", metadata=go_field(json="id"))
@@ -40,6 +49,9 @@ class ToolCall:
 @dataclass
 class PromptTemplateData:
     """Data of chat, completion, edit and function templates (core/templates/evaluator.go)."""
+
+    # Go's type name, as Go's error messages print it.
+    __go_type__ = "templates.PromptTemplateData"
 
     SystemPrompt: str = ""
     SuppressSystemPrompt: bool = False
@@ -54,6 +66,9 @@ class PromptTemplateData:
 @dataclass
 class ChatMessageTemplateData:
     """Data of the per-message chat_message template."""
+
+    # Go's type name, as Go's error messages print it.
+    __go_type__ = "templates.ChatMessageTemplateData"
 
     SystemPrompt: str = ""
     Role: str = ""

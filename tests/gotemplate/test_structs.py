@@ -12,58 +12,7 @@ from typing import Any
 import pytest
 
 from compat.gotemplate import ExecError, go_field, parse
-
-
-@dataclass
-class Function:
-    __go_type__ = "functions.Function"
-    Name: str = field(default="", metadata=go_field(json="name"))
-    Description: str = field(default="", metadata=go_field(json="description"))
-    Strict: bool = field(default=False, metadata=go_field(json="strict"))
-    Parameters: dict[str, Any] | None = field(default=None, metadata=go_field(json="parameters"))
-
-
-@dataclass
-class FunctionCall:
-    __go_type__ = "schema.FunctionCall"
-    Name: str = field(default="", metadata=go_field(json="name,omitempty"))
-    Arguments: str = field(default="", metadata=go_field(json="arguments"))
-
-
-@dataclass
-class ToolCall:
-    __go_type__ = "schema.ToolCall"
-    Index: int = field(default=0, metadata=go_field(json="index"))
-    ID: str = field(default="", metadata=go_field(json="id"))
-    Type: str = field(default="", metadata=go_field(json="type"))
-    FunctionCall: FunctionCall = field(default_factory=FunctionCall, metadata=go_field(json="function"))
-
-
-@dataclass
-class PromptTemplateData:
-    __go_type__ = "templates.PromptTemplateData"
-    SystemPrompt: str = ""
-    SuppressSystemPrompt: bool = False
-    Input: str = ""
-    Instruction: str = ""
-    Functions: list[Function] | None = None
-    MessageIndex: int = 0
-    ReasoningEffort: str = ""
-    Metadata: dict[str, str] | None = None
-
-
-@dataclass
-class ChatMessageTemplateData:
-    __go_type__ = "templates.ChatMessageTemplateData"
-    SystemPrompt: str = ""
-    Role: str = ""
-    RoleName: str = ""
-    FunctionName: str = ""
-    Content: str = ""
-    MessageIndex: int = 0
-    Function: bool = False
-    FunctionCall: Any = None
-    LastMessage: bool = False
+from compat.prompt_data import ChatMessageTemplateData, Function, FunctionCall, PromptTemplateData, ToolCall
 
 
 @dataclass
