@@ -17,7 +17,8 @@ log = logging.getLogger("llamaslots.runtime")
 
 # llama.cpp's logger is process-global, so its capture is too: a ring of recent lines from
 # which a load failure reports llama.cpp's own reason instead of a bare "failed to load".
-_LOG_LINES: collections.deque[str] = collections.deque(maxlen=200)
+_LOG_LINES: collections.deque[tuple[int, str]] = collections.deque(maxlen=200)
+_GGML_WARN, _GGML_ERROR = 3, 4
 _LOG_LOCK = threading.Lock()
 _LLAMA_LOG = logging.getLogger("llamaslots.llama_cpp")
 _partial_line: list[str] = []
@@ -35,9 +36,8 @@ def _log_callback(level, text, _user_data):  # pragma: no cover - called from C
             return
         line = "".join(_partial_line).rstrip("\n")
         _partial_line.clear()
-        _LOG_LINES.append(line)
-    # GGML_LOG_LEVEL_ERROR = 4, WARN = 3
-    _LLAMA_LOG.log(logging.WARNING if level in (3, 4) else logging.DEBUG, "%s", line)
+        _LOG_LINES.append((level, line))
+    _LLAMA_LOG.log(logging.WARNING if level in (_GGML_WARN, _GGML_ERROR) else logging.DEBUG, "%s", line)
 
 
 _backend_ready = False
@@ -54,10 +54,13 @@ def init_backend() -> None:
 
 
 def _recent_errors(since: int) -> str:
+    """What llama.cpp said went wrong since log line `since`: its warnings and errors."""
     with _LOG_LOCK:
         lines = list(_LOG_LINES)[since:]
-    keep = [l for l in lines if any(w in l.lower() for w in ("error", "failed", "invalid", "not found", "wrong"))]
-    return "; ".join(keep[-4:]) if keep else (lines[-1] if lines else "")
+    keep = [text for level, text in lines if level in (_GGML_WARN, _GGML_ERROR)]
+    if not keep and lines:
+        keep = [lines[-1][1]]
+    return "; ".join(keep[-5:])
 
 
 def physical_cores() -> int:
