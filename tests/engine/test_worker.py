@@ -37,7 +37,7 @@ def test_load_failure_reports_llama_cpp_reason(tmp_path):
     msg = info.value.message
     assert "broken" in msg and "could not load model" in msg
     # More than a bare "failed to load": llama.cpp's own words about the file.
-    assert "failed to read header" in info.value.reason, info.value.reason
+    assert "unknown model architecture" in info.value.reason, info.value.reason
 
 
 def test_missing_model_file_is_a_clear_load_error(tmp_path):
