@@ -2,17 +2,14 @@
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
+
+from tests.serving import running_server
 
 CONFIG = """
 # A LocalAI-style config list, as users keep it.
@@ -53,12 +50,6 @@ CONFIG = """
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, gguf_path):
     models = tmp_path_factory.mktemp("models")
@@ -67,31 +58,9 @@ def server(tmp_path_factory, gguf_path):
     # A GGUF no config mentions: LocalAI serves it by file name with default settings.
     shutil.copy(gguf_path("spm-scripted"), models / "loose.gguf")
     (models / "config.yaml").write_text(CONFIG)
-    port = _free_port()
     log_path = tmp_path_factory.mktemp("logs") / "server.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "run", "--config-file", str(models / "config.yaml"),
-         "--models-path", str(models), "--address", f"127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parent.parent,
-        env={**os.environ, "LOCALAI_LOG_LEVEL": "debug"},
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            log.flush()
-            raise AssertionError("server did not start:\n" + log_path.read_text())
-        time.sleep(0.1)
-    yield base, log_path
-    proc.terminate()
-    proc.wait(20)
-    log.close()
+    with running_server(models / "config.yaml", models, log_path, {"LOCALAI_LOG_LEVEL": "debug"}) as base:
+        yield base, log_path
 
 
 @pytest.fixture
