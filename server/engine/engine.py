@@ -17,7 +17,7 @@ from server.engine.sampling import SamplerChain
 from server.engine.scheduler import BatchEntry, KvBudget, Scheduler
 from server.engine.slot import Job, Slot, SlotState
 from server.engine.types import Event, Failed, Finished, GenerateRequest, ModelInfo, TextDelta, Usage
-from server.errors import EngineFailed, InvalidRequest, LlamaslotsError, PromptTooLong
+from server.errors import EngineFailed, InvalidRequest, LlamaslotsError, PromptTooLong, ServerBusy
 
 log = logging.getLogger("llamaslots.engine")
 
@@ -259,40 +259,53 @@ class Engine:
             slot.sampler.prime(window)
         slot.assembler = TextAssembler(job.params.stop)
 
+    def _drop_cache(self, s: Slot) -> int:
+        n = len(s.cache)
+        if n:
+            lc.llama_memory_seq_rm(self.rt.mem, s.seq_id, -1, -1)
+            s.cache.clear()
+        return n
+
     def _reclaim_idle(self, cells: int, keep: Slot | None = None) -> int:
         """Drop idle slots' cached prompts, least recently used first."""
         freed = 0
         for s in sorted(self.slots, key=lambda s: s.last_used):
             if freed >= cells:
                 break
-            if s.state is SlotState.IDLE and s is not keep and s.cache:
-                lc.llama_memory_seq_rm(self.rt.mem, s.seq_id, -1, -1)
-                freed += len(s.cache)
-                s.cache.clear()
+            if s.state is SlotState.IDLE and s is not keep:
+                freed += self._drop_cache(s)
         return freed
 
-    def _make_room_for_decode(self) -> None:
-        """Unified cache: every generating slot needs one cell this step."""
-        if not self.scheduler.budget.unified:
+    def _make_room(self) -> None:
+        """Unified cache: cells for this step, taken from idle caches before anyone's work.
+
+        Every generating slot needs one cell and admitted prompts need theirs; idle slots'
+        cached prompts give way first. Only if generating slots still lack cells does the
+        longest-running generation end with "length".
+        """
+        budget = self.scheduler.budget
+        if not budget.unified:
             return
+        n_gen = sum(1 for s in self.slots if s.state is SlotState.GENERATING)
+        prompt_need = sum(s.remaining_prompt() for s in self.slots if s.state is SlotState.PROMPT)
+        want = n_gen + min(prompt_need, max(0, self.rt.n_batch - n_gen))
+        short = want - budget.free(self.slots)
+        if short > 0:
+            self._reclaim_idle(short)
         while True:
-            need = sum(1 for s in self.slots if s.state is SlotState.GENERATING)
-            short = need - self.scheduler.budget.free(self.slots)
-            if short <= 0:
-                return
-            if self._reclaim_idle(short) >= short:
-                return
             gen = [s for s in self.slots if s.state is SlotState.GENERATING]
-            if not gen:
+            if not gen or len(gen) <= budget.free(self.slots):
                 return
             victim = max(gen, key=lambda s: len(s.cache))
             log.info("%s: KV cache full; finishing the longest generation (slot %d) with length", self.name, victim.seq_id)
             self._finish(victim, "length")
+            # Its cells are what the others need: do not keep them as a prompt cache.
+            self._drop_cache(victim)
 
     def _step(self) -> None:
         if not any(s.busy for s in self.slots):
             return
-        self._make_room_for_decode()
+        self._make_room()
         entries = self.scheduler.plan(self.slots)
         if not entries:
             if any(s.state is SlotState.PROMPT for s in self.slots):
@@ -351,7 +364,9 @@ class Engine:
             if self._reclaim_idle(1 << 30) == 0:
                 gen = [s for s in self.slots if s.state is SlotState.GENERATING]
                 if gen:
-                    self._finish(max(gen, key=lambda s: len(s.cache)), "length")
+                    victim = max(gen, key=lambda s: len(s.cache))
+                    self._finish(victim, "length")
+                    self._drop_cache(victim)
                 else:
                     self._fail_slots([e.slot for e in entries], EngineFailed("no room in the KV cache for this prompt"))
             return
@@ -428,6 +443,10 @@ class Engine:
             if len(tokens) > limit:
                 raise PromptTooLong(len(tokens), limit)
             seq = self.embed_seq
+            if self.scheduler.budget.unified:
+                short = len(tokens) - self.scheduler.budget.free(self.slots)
+                if short > 0 and self._reclaim_idle(short) < short:
+                    raise ServerBusy("the KV cache is full with running generations; retry the embeddings request")
             lc.llama_memory_seq_rm(rt.mem, seq, -1, -1)
             self.batch.clear()
             for i, t in enumerate(tokens):

@@ -168,7 +168,7 @@ def test_one_request_may_use_the_whole_unified_context(gguf_path, make_engine):
     usage = long.end.usage
     assert long.end.reason == "length"
     assert usage.prompt_tokens + usage.completion_tokens >= 1000
-    assert all(s.end.reason == "length" and s.end.usage.completion_tokens == 8 for s in shorts)
+    assert all(s.end.reason == "length" and s.end.usage.completion_tokens == 8 for s in shorts), [s.end for s in shorts if s.end.usage.completion_tokens != 8 or s.end.reason != "length"]
 
 
 def test_split_cache_limits_each_request_to_its_share(gguf_path, make_engine):
@@ -290,3 +290,20 @@ def test_shutdown_cancels_in_flight_work(gguf_path):
     assert running.wait(5).end.reason == "cancelled"
     assert queued.wait(5).end.reason in ("cancelled", "stop")
     assert not engine.alive
+
+
+def test_idle_caches_give_way_to_a_new_prompt_not_running_work(gguf_path, make_engine):
+    engine = make_engine(gguf_path("spm-random"), n_slots=3, n_ctx=256)
+    long_prompt = " ".join(["the quick brown fox jumps over the lazy dog"] * 12)
+    cached = submit(engine, long_prompt, greedy(2, ignore_eos=True)).wait()
+    assert cached.end.usage.prompt_tokens > 100
+    runner = submit(engine, "hello", greedy(40, ignore_eos=True))
+    while not runner.deltas:
+        time.sleep(0.005)
+    newcomer = submit(engine, "a " * 90, greedy(4, ignore_eos=True)).wait()
+    assert newcomer.end.reason == "length" and newcomer.end.usage.completion_tokens == 4
+    runner.wait()
+    # The running generation was not cut for the newcomer: the idle cache was dropped instead.
+    assert runner.end.usage.completion_tokens == 40
+    slots = engine.stats().result()["slots"]
+    assert max(s["n_cached"] for s in slots) < cached.end.usage.prompt_tokens
