@@ -10,6 +10,7 @@ from concurrent.futures import Future
 from typing import Callable
 
 import llama_cpp as lc
+import numpy as np
 
 from server.engine.detok import TextAssembler
 from server.engine.runtime import LlamaRuntime, RuntimeOptions
@@ -17,7 +18,7 @@ from server.engine.sampling import SamplerChain
 from server.engine.scheduler import BatchEntry, KvBudget, Scheduler
 from server.engine.slot import Job, Slot, SlotState
 from server.engine.types import Event, Failed, Finished, GenerateRequest, ModelInfo, TextDelta, Usage
-from server.errors import EngineFailed, InvalidRequest, LlamaslotsError, PromptTooLong, ServerBusy
+from server.errors import EngineFailed, FeatureDisabled, InvalidRequest, LlamaslotsError, PromptTooLong, ServerBusy
 
 log = logging.getLogger("llamaslots.engine")
 
@@ -121,7 +122,7 @@ class Engine:
             return
         rt = self.rt
         self.slots = [Slot(seq_id=i) for i in range(opts.n_slots)]
-        self.embed_seq = opts.n_slots if opts.embeddings else None
+        self.embed_seqs = list(range(opts.n_slots, opts.n_slots + rt.n_embed_seqs))
         self.scheduler = Scheduler(rt.n_batch, KvBudget(rt.n_ctx, rt.n_ctx_seq, opts.kv_unified))
         self.batch = _Batch(rt.n_batch, rt.n_seq, rt.n_vocab)
         self.waiting: list[Job] = []
@@ -429,47 +430,59 @@ class Engine:
 
     # -- embeddings ------------------------------------------------------------------
     def _embed(self, texts: list[str]) -> list[list[float]]:
-        from server.errors import FeatureDisabled
-
-        if self.embed_seq is None:
+        """Embeddings of several inputs, as many per decode as sequences and n_batch allow,
+        each mean-pooled over its own rows (or pooled by the model) and L2-normalized."""
+        if not self.embed_seqs:
             raise FeatureDisabled(f"model {self.name} does not serve embeddings (set `embeddings: true` in its config)")
         rt = self.rt
-        out = []
+        limit = min(rt.n_batch, rt.n_ctx_seq)
+        inputs = []
         for text in texts:
             tokens = rt.tokenize(text, add_special=True, parse_special=False)
             if not tokens:
                 raise InvalidRequest("an embeddings input is empty")
-            limit = min(rt.n_batch, rt.n_ctx_seq)
             if len(tokens) > limit:
                 raise PromptTooLong(len(tokens), limit)
-            seq = self.embed_seq
-            if self.scheduler.budget.unified:
-                short = len(tokens) - self.scheduler.budget.free(self.slots)
-                if short > 0 and self._reclaim_idle(short) < short:
-                    raise ServerBusy("the KV cache is full with running generations; retry the embeddings request")
-            lc.llama_memory_seq_rm(rt.mem, seq, -1, -1)
-            self.batch.clear()
-            for i, t in enumerate(tokens):
-                self.batch.add(t, i, seq, True)
-            lc.llama_set_embeddings(rt.ctx, True)
-            try:
-                rc = self._decode()
-                if rc != 0:
-                    raise EngineFailed(f"llama_decode failed for embeddings (code {rc})")
-                vec = self._pooled(len(tokens), seq)
-            finally:
-                lc.llama_set_embeddings(rt.ctx, False)
-                lc.llama_memory_seq_rm(rt.mem, seq, -1, -1)
-            out.append(vec)
+            inputs.append(tokens)
+        out: list[list[float]] = []
+        while len(out) < len(inputs):
+            group: list[tuple[int, list[int]]] = []  # (seq id, batch rows)
+            n_tokens = 0
+            for tokens in inputs[len(out):]:
+                if len(group) == len(self.embed_seqs) or n_tokens + len(tokens) > rt.n_batch:
+                    break
+                group.append((self.embed_seqs[len(group)], tokens))
+                n_tokens += len(tokens)
+            out.extend(self._embed_group(group, n_tokens))
         return out
 
-    def _pooled(self, n: int, seq: int) -> list[float]:
-        import numpy as np
+    def _embed_group(self, group: list[tuple[int, list[int]]], n_tokens: int) -> list[list[float]]:
+        rt = self.rt
+        if self.scheduler.budget.unified:
+            short = n_tokens - self.scheduler.budget.free(self.slots)
+            if short > 0 and self._reclaim_idle(short) < short:
+                raise ServerBusy("the KV cache is full with running generations; retry the embeddings request")
+        self.batch.clear()
+        rows: list[list[int]] = []
+        for seq, tokens in group:
+            lc.llama_memory_seq_rm(rt.mem, seq, -1, -1)
+            rows.append([self.batch.add(t, pos, seq, True) for pos, t in enumerate(tokens)])
+        lc.llama_set_embeddings(rt.ctx, True)
+        try:
+            rc = self._decode()
+            if rc != 0:
+                raise EngineFailed(f"llama_decode failed for embeddings (code {rc})")
+            return [self._pooled(r, seq) for (seq, _), r in zip(group, rows)]
+        finally:
+            lc.llama_set_embeddings(rt.ctx, False)
+            for seq, _ in group:
+                lc.llama_memory_seq_rm(rt.mem, seq, -1, -1)
 
+    def _pooled(self, rows: list[int], seq: int) -> list[float]:
         rt = self.rt
         if rt.pooling_type == lc.LLAMA_POOLING_TYPE_NONE:
-            rows = [np.ctypeslib.as_array(lc.llama_get_embeddings_ith(rt.ctx, i), shape=(rt.n_embd,)) for i in range(n)]
-            v = np.mean(np.stack(rows), axis=0)
+            vecs = [np.ctypeslib.as_array(lc.llama_get_embeddings_ith(rt.ctx, i), shape=(rt.n_embd,)) for i in rows]
+            v = np.mean(np.stack(vecs), axis=0)
         else:
             v = np.ctypeslib.as_array(lc.llama_get_embeddings_seq(rt.ctx, seq), shape=(rt.n_embd,)).copy()
         norm = float(np.linalg.norm(v))

@@ -84,6 +84,7 @@ def physical_cores() -> int:
 
 
 _FLASH = {"auto": -1, "on": 1, "off": 0}
+EMBED_SEQS = 4
 _KV_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8, "iq4_nl": 20, "bf16": 30}
 
 
@@ -156,8 +157,11 @@ class LlamaRuntime:
         if not n_ctx or n_ctx <= 0:
             n_ctx = min(self.n_ctx_train or 4096, opts.default_ctx_cap)
             log.info("%s: no context_size set; using %d (trained %d)", path.name, n_ctx, self.n_ctx_train)
-        # An extra sequence for embeddings so they never wait for a generation slot.
-        self.n_seq = opts.n_slots + (1 if opts.embeddings else 0)
+        # Sequences of their own for embeddings, so they never wait for a generation slot
+        # and several inputs are pooled per sequence in one decode. A split cache gives
+        # each sequence a stream of its own, so it gets one.
+        self.n_embed_seqs = (EMBED_SEQS if opts.kv_unified else 1) if opts.embeddings else 0
+        self.n_seq = opts.n_slots + self.n_embed_seqs
         if self.n_seq > lc.llama_max_parallel_sequences():
             lc.llama_model_free(self.model)
             raise ModelLoadFailed(path.name, f"{opts.n_slots} slots exceed llama.cpp's limit")

@@ -307,3 +307,27 @@ def test_idle_caches_give_way_to_a_new_prompt_not_running_work(gguf_path, make_e
     assert runner.end.usage.completion_tokens == 40
     slots = engine.stats().result()["slots"]
     assert max(s["n_cached"] for s in slots) < cached.end.usage.prompt_tokens
+
+
+def test_embeddings_of_many_inputs_share_decodes_and_match_one_by_one(gguf_path, make_engine):
+    import llama_cpp
+
+    engine = make_engine(gguf_path("spm-random"), embeddings=True, n_slots=2)
+    texts = [f"the quick brown fox number {i}" for i in range(9)] + ["hello"]
+    one_by_one = [engine.embed([t]).result()[0] for t in texts]
+    calls = []
+    original = llama_cpp.llama_decode
+
+    def counting(ctx, batch):
+        calls.append(batch.n_tokens)
+        return original(ctx, batch)
+
+    llama_cpp.llama_decode = counting
+    try:
+        together = engine.embed(texts).result()
+    finally:
+        llama_cpp.llama_decode = original
+    # 10 inputs over 4 embedding sequences: 3 decodes, not 10.
+    assert len(calls) == 3
+    for a, b in zip(together, one_by_one):
+        assert a == pytest.approx(b, abs=1e-4)
