@@ -37,6 +37,9 @@ class ManagerPolicy:
     watchdog_interval: float = 0.5
     # LocalAI's --load-to-memory: models loaded at start.
     preload: tuple[str, ...] = ()
+    # How long a swap lets the model it unloads keep taking new requests (LocalAI v3.9+
+    # waits up to 30 x 1 s for a busy model before loading anyway).
+    swap_grace: float = 30.0
 
 
 def runtime_options(cfg, models_path: Path, policy: ManagerPolicy) -> RuntimeOptions:
@@ -127,9 +130,12 @@ class ModelHandle:
 class ModelManager:
     """Loads models on first use and keeps at most `max_active` of them resident.
 
-    A swap waits for the requests of the model it unloads to finish, frees it, then
-    loads the next one; the swap lock is held by `async with` so a failed load always
-    releases it (LocalAI #7503). A load failure reports llama.cpp's own reason.
+    One swap at a time (`_swapping`, always cleared in `finally`, so a failed load never
+    blocks later ones: LocalAI #7503). While a swap waits for the model it will unload to
+    go idle, requests for that model keep being served, so concurrent requests to two
+    models are served in groups instead of swapping back and forth per request; after
+    `swap_grace` seconds the old model takes no new requests so the swap cannot starve.
+    A load failure reports llama.cpp's own reason.
     """
 
     def __init__(self, configs, models_path: Path, policy: ManagerPolicy | None = None):
@@ -138,8 +144,9 @@ class ModelManager:
         self.policy = policy or ManagerPolicy()
         self._handles: dict[str, ModelHandle] = {}
         self._lru: list[str] = []
-        self._swap = asyncio.Lock()
-        self._idle = asyncio.Condition()
+        # Guards _handles/_swapping changes; notified when a swap ends or a request ends.
+        self._state = asyncio.Condition()
+        self._swapping = False
         self._watchdog: asyncio.Task | None = None
         self.ready = False
 
@@ -171,21 +178,37 @@ class ModelManager:
             self._watchdog = asyncio.create_task(self._watch_idle(self.policy.idle_timeout))
         self.ready = True
 
+    @contextlib.asynccontextmanager
+    async def _exclusive(self):
+        """Be the one swapper: wait for any other swap to end, and always hand over."""
+        async with self._state:
+            await self._state.wait_for(lambda: not self._swapping)
+            self._swapping = True
+        try:
+            yield
+        finally:
+            async with self._state:
+                self._swapping = False
+                self._state.notify_all()
+
     async def _watch_idle(self, timeout: float) -> None:
         while True:
             await asyncio.sleep(self.policy.watchdog_interval)
             now = time.monotonic()
-            for name, h in list(self._handles.items()):
-                if h.in_flight == 0 and now - h.last_used > timeout:
-                    async with self._swap:
-                        if self._handles.get(name) is h and h.in_flight == 0:
-                            log.info("model %s idle for %.0fs: unloading (idle watchdog)", name, now - h.last_used)
-                            await self._unload(name)
+            idle = [n for n, h in self._handles.items() if h.in_flight == 0 and now - h.last_used > timeout]
+            if not idle:
+                continue
+            async with self._exclusive():
+                for name in idle:
+                    h = self._handles.get(name)
+                    if h is not None and h.in_flight == 0 and time.monotonic() - h.last_used > timeout:
+                        log.info("model %s idle for %.0fs: unloading (idle watchdog)", name, now - h.last_used)
+                        await self._unload(name)
 
     async def aclose(self) -> None:
         if self._watchdog is not None:
             self._watchdog.cancel()
-        async with self._swap:
+        async with self._exclusive():
             for name in list(self._handles):
                 await self._unload(name)
 
@@ -193,50 +216,68 @@ class ModelManager:
     async def acquire(self, name: str | None):
         cfg = self.config_for(name)
         handle = await self._get(cfg)
+        # No await between _get's check and this: a swap cannot slip in between.
         handle.in_flight += 1
         try:
             yield handle
         finally:
             handle.in_flight -= 1
             handle.last_used = time.monotonic()
-            async with self._idle:
-                self._idle.notify_all()
+            async with self._state:
+                self._state.notify_all()
+
+    def _usable(self, name: str) -> ModelHandle | None:
+        h = self._handles.get(name)
+        if h is not None and not h.draining and h.engine.alive:
+            return h
+        return None
 
     async def _get(self, cfg) -> ModelHandle:
         name = cfg.name
-        handle = self._handles.get(name)
-        if handle is not None and not handle.draining and handle.engine.alive:
-            self._touch(name)
-            return handle
-        async with self._swap:
-            handle = self._handles.get(name)
-            if handle is not None and not handle.engine.alive:
-                # Its process died (the requests it had were failed with the reason);
-                # load it afresh for this one.
-                log.warning("model %s is not running any more; reloading it", name)
-                await self._unload(name)
-                handle = None
-            if handle is not None:
-                self._touch(name)
-                return handle
-            limit = self.policy.max_active
-            while limit and len(self._handles) >= limit:
-                victim = self._lru[0]
-                await self._drain(victim)
-                await self._unload(victim)
-            try:
-                opts = runtime_options(cfg, self._models_path, self.policy)
-            except (ValueError, OSError) as exc:
-                raise ModelLoadFailed(name, str(exc)) from exc
-            log.info("loading model %s from %s (%d slots, kv_unified=%s)", name, opts.model_path, opts.n_slots, opts.kv_unified)
-            factory = WorkerEngine if self.policy.isolation == "process" else Engine
-            engine = await asyncio.to_thread(factory, opts, name=name)
-            handle = ModelHandle(name, cfg, engine)
-            self._handles[name] = handle
-            self._touch(name)
-            info = handle.info
-            log.info("model %s ready: n_ctx %d, per request %d, %d slots", name, info.n_ctx, info.n_ctx_seq, info.n_slots)
-            return handle
+        async with self._state:
+            while True:
+                handle = self._usable(name)
+                if handle is not None:
+                    self._touch(name)
+                    return handle
+                if not self._swapping:
+                    self._swapping = True
+                    break
+                # Another swap is under way (maybe to this very model): wait for it.
+                await self._state.wait()
+        try:
+            return await self._load(cfg)
+        finally:
+            async with self._state:
+                self._swapping = False
+                self._state.notify_all()
+
+    async def _load(self, cfg) -> ModelHandle:
+        name = cfg.name
+        stale = self._handles.get(name)
+        if stale is not None:
+            # Its process died (its requests were failed with the reason): load it afresh.
+            log.warning("model %s is not running any more; reloading it", name)
+            await self._drain(name)
+            await self._unload(name)
+        limit = self.policy.max_active
+        while limit and len(self._handles) >= limit:
+            victim = self._lru[0]
+            await self._drain(victim)
+            await self._unload(victim)
+        try:
+            opts = runtime_options(cfg, self._models_path, self.policy)
+        except (ValueError, OSError) as exc:
+            raise ModelLoadFailed(name, str(exc)) from exc
+        log.info("loading model %s from %s (%d slots, kv_unified=%s)", name, opts.model_path, opts.n_slots, opts.kv_unified)
+        factory = WorkerEngine if self.policy.isolation == "process" else Engine
+        engine = await asyncio.to_thread(factory, opts, name=name)
+        handle = ModelHandle(name, cfg, engine)
+        self._handles[name] = handle
+        self._touch(name)
+        info = handle.info
+        log.info("model %s ready: n_ctx %d, per request %d, %d slots", name, info.n_ctx, info.n_ctx_seq, info.n_slots)
+        return handle
 
     def _touch(self, name: str) -> None:
         if name in self._lru:
@@ -244,10 +285,16 @@ class ModelManager:
         self._lru.append(name)
 
     async def _drain(self, name: str) -> None:
+        """Wait until the model has no request in flight. During the grace period it still
+        takes new requests (they are served, not bounced); after it, new ones wait."""
         handle = self._handles[name]
-        handle.draining = True
-        async with self._idle:
-            await self._idle.wait_for(lambda: handle.in_flight == 0)
+        async with self._state:
+            try:
+                await asyncio.wait_for(self._state.wait_for(lambda: handle.in_flight == 0), self.policy.swap_grace)
+            except asyncio.TimeoutError:
+                handle.draining = True
+                await self._state.wait_for(lambda: handle.in_flight == 0)
+            handle.draining = True
 
     async def _unload(self, name: str) -> None:
         handle = self._handles.pop(name)

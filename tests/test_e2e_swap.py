@@ -40,5 +40,7 @@ def test_concurrent_requests_to_two_models_with_single_active_backend(tmp_path, 
             answers = list(pool.map(ask, ["first", "second"] * 6))
     assert answers == [(" two three four five", "stop")] * 12
     log = (tmp_path / "server.log").read_text()
-    # The swaps really happened (one model resident at a time), each after a drain.
-    assert log.count("unloading model") >= 1
+    loads = log.count("manager: loading model")
+    # One model resident at a time, so at least one swap; requests are served in groups
+    # per model rather than swapping back and forth per request (12 requests, not 12 loads).
+    assert 2 <= loads <= 3, log

@@ -126,3 +126,28 @@ def test_dead_worker_is_reloaded_on_next_request(models_dir):
 
     old, new, text = asyncio.run(main())
     assert old != new and text == " two three four five"
+
+
+def test_a_swap_lets_the_old_model_serve_during_its_grace_then_stops_it(models_dir):
+    async def main():
+        mgr = manager_for(models_dir, max_active=1, isolation="thread", swap_grace=0.5)
+        try:
+            async with mgr.acquire("alpha"):  # alpha busy: a swap to beta must wait
+                swap = asyncio.create_task(ask(mgr, "beta"))
+                await asyncio.sleep(0.1)
+                # During the grace period alpha still takes new requests instead of bouncing them.
+                text, _ = await asyncio.wait_for(ask(mgr, "alpha"), 5)
+                assert text == " two three four five"
+                assert mgr.loaded() == ["alpha"]
+                await asyncio.sleep(0.6)
+                # Grace over: new alpha requests wait for the swap (which waits for us).
+                late = asyncio.create_task(ask(mgr, "alpha"))
+                await asyncio.sleep(0.2)
+                assert not late.done() and not swap.done()
+            beta_text, _ = await asyncio.wait_for(swap, 10)
+            alpha_text, _ = await asyncio.wait_for(late, 10)
+            return beta_text, alpha_text
+        finally:
+            await mgr.aclose()
+
+    assert asyncio.run(main()) == (" two three four five", " two three four five")
