@@ -79,10 +79,15 @@ def _print_model(cfg: ModelConfig, configset: ConfigSet, parallel_env: int | Non
     row("context_size", cfg.context_size if cfg.context_size is not None else "(unset)",
         "" if cfg.given("context_size") else "default: --context-size, else from the GGUF")
     slots = cfg.parallel_slots(parallel_env)
-    slot_note = "options parallel" if cfg.option("parallel") else ("LLAMACPP_PARALLEL" if slots > 1 else "default")
-    if slots > 1 and cfg.context_size and cfg.context_size > 0:
-        slot_note += f"; LocalAI splits context_size: {cfg.context_size // slots} tokens per request"
+    slot_note = ("options parallel" if cfg.option("parallel")
+                 else "LLAMACPP_PARALLEL" if parallel_env else "default")
     rows.append(("slots", str(slots), slot_note))
+    if cfg.kv_unified:
+        per_request = "all of context_size (one KV pool shared by the slots)"
+    else:
+        ctx = f"{cfg.context_size // slots} tokens" if cfg.context_size and cfg.context_size > 0 else "context_size"
+        per_request = f"{ctx} (context_size / {slots}: kv_unified:false, LocalAI's split)"
+    rows.append(("context per request", per_request, ""))
     row("gpu_layers", eff.gpu_layers, "" if cfg.given("gpu_layers") else "default: all layers")
     row("threads", cfg.threads if cfg.threads is not None else "(unset)",
         "" if cfg.given("threads") else "default: --threads")

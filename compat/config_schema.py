@@ -39,6 +39,7 @@ DEFAULT_MIROSTAT_ETA = 0.1
 DEFAULT_BATCH = 512
 DEFAULT_GPU_LAYERS = 99999999
 DEFAULT_THREADS = 4
+DEFAULT_SLOTS = 4
 DEFAULT_JOIN = "\n"
 
 
@@ -364,11 +365,16 @@ class ModelConfig:
             return default
 
     def parallel_slots(self, llamacpp_parallel: int | None = None) -> int:
-        """LocalAI's n_parallel: `options: parallel:N` wins; LLAMACPP_PARALLEL only if still 1."""
-        n = self.option_int("parallel", 1) or 1
-        if n == 1 and llamacpp_parallel and llamacpp_parallel > 1:
-            n = llamacpp_parallel
+        """Slots this server gives the model: `options: parallel:N`, else LLAMACPP_PARALLEL,
+        else llama-server's default of 4 (LocalAI defaults to 1, i.e. no batching)."""
+        n = self.option_int("parallel") or llamacpp_parallel or DEFAULT_SLOTS
         return max(n, 1)
+
+    @property
+    def kv_unified(self) -> bool:
+        """One KV pool shared by all slots (each request may use all of context_size) unless
+        `options: kv_unified:false` asks for LocalAI's split of context_size / slots."""
+        return self.option_bool("kv_unified", True)
 
     def model_file(self, models_path: Path) -> Path:
         """The GGUF file LocalAI loads: `<models-path>/<parameters.model>`."""

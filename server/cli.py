@@ -117,5 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def entry() -> int:
+    """Console-script entry: a closed stdout (`| head`) ends quietly, as for other CLI tools."""
+    try:
+        return main()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

@@ -12,12 +12,10 @@ from typing import AsyncIterator
 from server.engine.engine import Engine
 from server.engine.runtime import RuntimeOptions, physical_cores
 from server.engine.types import Event, Failed, Finished, GenerateRequest, ModelInfo
-from server.errors import InvalidRequest, ModelLoadFailed, ModelNotFound
+from server.errors import ModelLoadFailed, ModelNotFound
 from server.worker import WorkerEngine
 
 log = logging.getLogger("llamaslots.manager")
-
-DEFAULT_SLOTS = 4  # llama-server's default when neither the config nor the env says
 
 
 @dataclass(frozen=True)
@@ -48,9 +46,7 @@ def runtime_options(cfg, models_path: Path, policy: ManagerPolicy) -> RuntimeOpt
     Slots: `options: [parallel:N]`, else LLAMACPP_PARALLEL, else llama-server's 4. The
     KV cache is unified unless `options: [kv_unified:false]` asks for LocalAI's split.
     """
-    n_slots = cfg.option_int("parallel") or policy.parallel or DEFAULT_SLOTS
-    if n_slots < 1:
-        raise InvalidRequest(f"model {cfg.name}: parallel must be >= 1")
+    n_slots = cfg.parallel_slots(policy.parallel)
     for field_name in ("f16", "low_vram", "numa"):
         if getattr(cfg, field_name, False):
             # As in LocalAI's llama-cpp backend; the KV cache is f16 by default anyway.
@@ -63,7 +59,7 @@ def runtime_options(cfg, models_path: Path, policy: ManagerPolicy) -> RuntimeOpt
         model_path=cfg.model_file(models_path),
         n_ctx=cfg.context_size if cfg.context_size and cfg.context_size > 0 else policy.context_size,
         n_slots=n_slots,
-        kv_unified=cfg.option_bool("kv_unified", True),
+        kv_unified=cfg.kv_unified,
         n_batch=batch,
         n_ubatch=ubatch or batch,
         n_threads=cfg.threads or policy.threads or physical_cores(),

@@ -46,3 +46,12 @@ def test_subcommands_are_wired():
     assert r.returncode == 0, r.stderr
     assert "hi" in r.stdout
     assert llamaslots("frobnicate").returncode == 2
+
+
+def test_every_example_config_checks_clean(tmp_path):
+    """configs/ are what users copy: no errors, and no warnings but the model files' absence."""
+    for config in sorted((ROOT / "configs").glob("*.yaml")):
+        r = llamaslots("check-config", config, "--models-path", tmp_path)
+        assert r.returncode in (0, 1), (config, r.stdout, r.stderr)
+        problems = [line for line in (r.stdout + r.stderr).splitlines() if ": warning:" in line or ": error:" in line]
+        assert all("is not in the models path" in p for p in problems), (config, problems)

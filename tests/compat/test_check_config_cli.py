@@ -33,8 +33,13 @@ def test_clean_config_exits_0_and_shows_effective_settings(tmp_path):
     assert "parameters.temperature" in out and "0.2" in out
     assert "parameters.top_p" in out and "0.95   (default)" in out
     assert "f16" in out and "no effect here" in out
-    assert "512 tokens per request" in out  # 2048 / 4 slots
+    assert "all of context_size" in out  # unified KV: one request may use all 2048
     assert "1 model(s), 0 error(s), 0 warning(s)" in out
+    split = tmp_path / "split.yaml"
+    split.write_text("- name: m\n  context_size: 2048\n  parameters:\n    model: m.gguf\n"
+                     "  options: [parallel:4, kv_unified:false]\n")
+    code, out = run([split, "--models-path", models])
+    assert "512 tokens (context_size / 4" in out  # LocalAI's split
 
 
 def test_missing_model_file_is_a_warning_exit_1(tmp_path):

@@ -295,9 +295,11 @@ def test_option_parsing_and_aliases():
 
 
 def test_parallel_slots_resolution():
-    assert ModelConfig(options=["parallel:4"]).parallel_slots(8) == 4
-    assert ModelConfig().parallel_slots(8) == 8  # LLAMACPP_PARALLEL only when the option leaves 1
-    assert ModelConfig().parallel_slots(None) == 1
+    assert ModelConfig(options=["parallel:2"]).parallel_slots(8) == 2  # the model's option wins
+    assert ModelConfig().parallel_slots(8) == 8  # then LLAMACPP_PARALLEL
+    assert ModelConfig().parallel_slots(None) == 4  # then llama-server's default (LocalAI: 1)
+    assert ModelConfig().kv_unified is True
+    assert ModelConfig(options=["kv_unified:false"]).kv_unified is False
 
 
 def test_resolved_applies_localai_defaults():
