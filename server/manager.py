@@ -72,7 +72,13 @@ def runtime_options(cfg, models_path: Path, policy: ManagerPolicy) -> RuntimeOpt
         tensor_split=tensor_split,
         main_gpu=int(cfg.main_gpu) if cfg.main_gpu else 0,
         embeddings=bool(cfg.embeddings),
+        cache_ram_mib=_cache_ram(cfg.option_int("cache_ram")),
     )
+
+
+def _cache_ram(mib: int | None) -> int:
+    # LocalAI's -1 (and absent) means llama-server's default.
+    return RuntimeOptions.cache_ram_mib if mib is None or mib < 0 else mib
 
 
 class ModelHandle:

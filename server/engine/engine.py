@@ -1,6 +1,7 @@
 """The engine loop: one thread owns the llama context and runs request -> batch -> decode -> sample -> detokenize."""
 from __future__ import annotations
 
+import ctypes
 import itertools
 import logging
 import math
@@ -125,6 +126,7 @@ class Engine:
         self.embed_seqs = list(range(opts.n_slots, opts.n_slots + rt.n_embed_seqs))
         self.scheduler = Scheduler(rt.n_batch, KvBudget(rt.n_ctx, rt.n_ctx_seq, opts.kv_unified))
         self.batch = _Batch(rt.n_batch, rt.n_seq, rt.n_vocab)
+        self.cache_ram_bytes = max(0, opts.cache_ram_mib) << 20
         self.waiting: list[Job] = []
         self.jobs: dict[int, Job] = {}
         self.cancelled: set[int] = set()
@@ -243,6 +245,10 @@ class Engine:
 
     def _start(self, slot: Slot, job: Job, n_keep: int) -> None:
         rt = self.rt
+        if slot.saved_state is not None:
+            if n_keep > 0 and not self._restore(slot):
+                n_keep = 0
+            slot.saved_state, slot.saved_tokens = None, []
         if not lc.llama_memory_seq_rm(rt.mem, slot.seq_id, n_keep, -1):
             lc.llama_memory_seq_rm(rt.mem, slot.seq_id, -1, -1)
             n_keep = 0
@@ -259,6 +265,49 @@ class Engine:
             window = job.prompt if p.repeat_last_n < 0 else job.prompt[-p.repeat_last_n :]
             slot.sampler.prime(window)
         slot.assembler = TextAssembler(job.params.stop)
+
+    # -- idle prompt caches in host memory ---------------------------------------------
+    def _offload_idle(self) -> None:
+        """Unified cache: move idle slots' cached prompts to host memory while others run.
+
+        In one shared pool every sequence's attention spans all used cells, so idle caches
+        slow every running request (about 15% at 8 requests with 16 idle caches, measured);
+        in RAM they cost nothing until a request reuses them (a copy back, no prefill).
+        """
+        busy = any(s.busy for s in self.slots)
+        if not (busy and self.scheduler.budget.unified and self.cache_ram_bytes > 0):
+            return
+        for s in self.slots:
+            if s.state is SlotState.IDLE and s.cache:
+                size = lc.llama_state_seq_get_size(self.rt.ctx, s.seq_id)
+                buf = (ctypes.c_uint8 * size)() if 0 < size <= self.cache_ram_bytes else None
+                if buf is not None and lc.llama_state_seq_get_data(self.rt.ctx, buf, size, s.seq_id) == size:
+                    s.saved_state, s.saved_tokens = buf, list(s.cache)
+                self._drop_cache(s)
+        saved = sorted((s for s in self.slots if s.saved_state is not None), key=lambda s: s.last_used)
+        total = sum(len(s.saved_state) for s in saved)
+        for s in saved:
+            if total <= self.cache_ram_bytes:
+                break
+            total -= len(s.saved_state)
+            s.saved_state, s.saved_tokens = None, []
+
+    def _restore(self, slot: Slot) -> bool:
+        """Put a saved cache back into the slot's (empty) sequence."""
+        need = len(slot.saved_tokens)
+        budget = self.scheduler.budget
+        if budget.unified and budget.free(self.slots) < need:
+            self._reclaim_idle(need - budget.free(self.slots), keep=slot)
+            if budget.free(self.slots) < need:
+                return False
+        state = slot.saved_state
+        lc.llama_memory_seq_rm(self.rt.mem, slot.seq_id, -1, -1)
+        if lc.llama_state_seq_set_data(self.rt.ctx, state, len(state), slot.seq_id) != len(state):
+            lc.llama_memory_seq_rm(self.rt.mem, slot.seq_id, -1, -1)
+            slot.cache.clear()
+            return False
+        slot.cache[:] = slot.saved_tokens
+        return True
 
     def _drop_cache(self, s: Slot) -> int:
         n = len(s.cache)
@@ -306,6 +355,7 @@ class Engine:
     def _step(self) -> None:
         if not any(s.busy for s in self.slots):
             return
+        self._offload_idle()
         self._make_room()
         entries = self.scheduler.plan(self.slots)
         if not entries:
@@ -509,7 +559,8 @@ class Engine:
     def _stats(self) -> dict:
         return {
             "slots": [
-                {"id": s.seq_id, "state": s.state.value, "n_cached": len(s.cache), "n_generated": s.n_generated}
+                {"id": s.seq_id, "state": s.state.value, "n_cached": len(s.cache),
+                 "n_saved": len(s.saved_tokens), "n_generated": s.n_generated}
                 for s in self.slots
             ],
             "waiting": len(self.waiting),

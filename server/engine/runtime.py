@@ -109,6 +109,9 @@ class RuntimeOptions:
     tensor_split: tuple[float, ...] = ()
     main_gpu: int = 0
     embeddings: bool = False
+    # Host memory for idle slots' prompt caches moved out of a unified KV cache (MiB; 0 keeps
+    # them in the KV cache). llama-server's --cache-ram default; LocalAI's `cache_ram` option.
+    cache_ram_mib: int = 8192
     # Upper bound when context_size is absent (LocalAI v4.6.1: min(n_ctx_train, 8192)).
     default_ctx_cap: int = 8192
 

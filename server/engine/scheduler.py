@@ -52,12 +52,17 @@ class Scheduler:
             return None
         best, best_lcp = None, 0
         for s in idle:
-            lcp = common_prefix_len(s.cache, prompt)
+            lcp = common_prefix_len(s.known_tokens, prompt)
             if lcp > best_lcp:
                 best, best_lcp = s, lcp
+        empty = [s for s in idle if not s.known_tokens]
         if best is None or best_lcp / max(1, len(prompt)) < self.similarity:
-            best = min(idle, key=lambda s: (len(s.cache) > 0, s.last_used))
-            best_lcp = common_prefix_len(best.cache, prompt)
+            best = min(idle, key=lambda s: (len(s.known_tokens) > 0, s.last_used))
+            best_lcp = common_prefix_len(best.known_tokens, prompt)
+        elif best_lcp < len(best.known_tokens) / 2 and empty:
+            # Reusing would throw away most of that cache (e.g. only a BOS in common): an
+            # empty slot costs the same prefill and keeps the cache for its owner.
+            best, best_lcp = empty[0], 0
         return best, min(best_lcp, len(prompt) - 1)
 
     def admission_room(self, slots: list[Slot], chosen: Slot, n_keep: int, n_prompt: int) -> int:

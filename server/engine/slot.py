@@ -45,8 +45,17 @@ class Slot:
     i_batch: int = -1
     sampler: object | None = None
     assembler: TextAssembler | None = None
+    # An idle slot's cache moved to host memory (llama_state_seq_get_data) so its cells stop
+    # costing every other sequence attention time in a unified KV cache; restored on reuse.
+    saved_tokens: list[int] = field(default_factory=list)
+    saved_state: object | None = None
     started: float = 0.0
     last_used: float = 0.0
+
+    @property
+    def known_tokens(self) -> list[int]:
+        """The prefix this slot can offer a new request: in the KV cache or saved in RAM."""
+        return self.cache if self.cache else self.saved_tokens
 
     @property
     def busy(self) -> bool:

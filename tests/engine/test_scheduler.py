@@ -55,3 +55,15 @@ def test_admission_counts_reserved_prompts():
     b = Slot(1)
     assert sch.admission_room([a, b], b, 0, 50) == 10
     assert sch.admission_room([a, b], b, 0, 40) <= 0
+
+
+def test_a_barely_similar_prompt_takes_an_empty_slot_not_a_long_cache():
+    long_cache = list(range(1, 200))
+    slots = [Slot(0, cache=long_cache), Slot(1)]
+    sch = Scheduler(512, KvBudget(1024, 1024, True))
+    # [1, 500] shares only the first token (a BOS) with slot 0's 199 cached tokens.
+    slot, keep = sch.pick_slot(slots, [1, 500])
+    assert slot.seq_id == 1 and keep == 0
+    # A real continuation still reuses it.
+    slot, keep = sch.pick_slot(slots, long_cache + [7])
+    assert slot.seq_id == 0 and keep == 199
