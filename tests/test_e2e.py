@@ -170,3 +170,13 @@ def test_response_format_json_object(client):
                                        response_format={"type": "json_object"}, temperature=0, max_tokens=200)
     assert r.choices[0].finish_reason == "stop"
     assert isinstance(json.loads(r.choices[0].message.content), dict)
+
+
+def test_tokenize_and_probes(server):
+    base = server[0]
+    r = httpx.post(base + "/v1/tokenize", json={"model": "scripted", "content": "one two"})
+    assert r.status_code == 200
+    tokens = r.json()["tokens"]
+    assert len(tokens) >= 2 and all(isinstance(t, int) for t in tokens)
+    assert httpx.get(base + "/healthz").status_code == 200
+    assert httpx.get(base + "/readyz").status_code == 200

@@ -436,8 +436,12 @@ class Engine:
 
     def _sample(self, s: Slot) -> None:
         job = s.job
-        assert s.i_batch >= 0 and s.sampler is not None
-        tok = s.sampler.sample(self.rt.ctx, s.i_batch)
+        i = s.i_batch
+        # Sampling a row without logits is a GGML_ASSERT abort in llama.cpp: check first.
+        if not (0 <= i < self.batch.n and self.batch.raw.logits[i]) or s.sampler is None:
+            self._fail_slots([s], EngineFailed(f"slot {s.seq_id}: no logits at batch row {i}"))
+            return
+        tok = s.sampler.sample(self.rt.ctx, i)
         s.i_batch = -1
         if self.rt.is_eog(tok):
             self._finish(s, "stop")

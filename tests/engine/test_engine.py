@@ -362,3 +362,19 @@ def test_cache_ram_zero_keeps_idle_caches_in_the_kv_cache(gguf_path, make_engine
     idle = [s for s in engine.stats().result()["slots"] if s["state"] == "idle"]
     assert idle[0]["n_cached"] >= first.end.usage.prompt_tokens and idle[0]["n_saved"] == 0
     other.wait()
+
+
+def test_sampling_a_row_without_logits_fails_the_request_not_the_process(gguf_path, make_engine):
+    engine = make_engine(gguf_path("spm-scripted"), n_slots=1)
+    run = submit(engine, "The", greedy(None))
+    while not run.deltas:
+        time.sleep(0.005)
+
+    def corrupt(e):
+        # What a scheduler bug would do: point the slot at a row that has no logits.
+        e.slots[0].i_batch = e.batch.capacity + 5
+        e._sample(e.slots[0])
+
+    engine.call(corrupt).result(5)
+    assert isinstance(run.wait(5).end, Failed) and "no logits" in run.end.error.message
+    assert submit(engine, "one", greedy(None)).wait().text == " two three four five"
