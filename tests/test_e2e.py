@@ -114,6 +114,15 @@ def test_completion_rules_over_http(client):
     assert utf8.choices[0].text == " café 中文🦙"
 
 
+def test_n_choices_come_from_separate_slots(client):
+    r = client.completions.create(model="scripted", prompt="one", n=3)
+    assert [(c.index, c.text, c.finish_reason) for c in r.choices] == [
+        (i, " two three four five", "stop") for i in range(3)]
+    single = client.completions.create(model="scripted", prompt="one")
+    assert r.usage.prompt_tokens == single.usage.prompt_tokens
+    assert r.usage.completion_tokens == 3 * single.usage.completion_tokens
+
+
 def test_config_stopword_split_across_tokens_never_streams(client):
     chunks = list(client.completions.create(model="scripted", prompt="ask", stream=True))
     pieces = [c.choices[0].text for c in chunks if c.choices]

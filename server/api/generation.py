@@ -1,6 +1,7 @@
 """Drives one generation for the chat/completion routes: collect it whole, or stream it as chunks."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -22,7 +23,7 @@ from server.api.schemas import (
     UsageInfo,
 )
 from server.api.streaming import sse_done, sse_json
-from server.engine.types import Event, Failed, Finished, TextDelta, Usage
+from server.engine.types import Event, Failed, Finished, GenerateRequest, TextDelta, Usage
 from server.errors import EngineFailed, LlamaslotsError, ServerBusy
 
 logger = logging.getLogger("llamaslots.api")
@@ -95,6 +96,37 @@ async def collect(events: AsyncIterator[Event]) -> Collected:
         raise _no_result_error()
     finally:
         await close_events(events)
+
+
+async def collect_all(generations: list[AsyncIterator[Event]]) -> list[Collected]:
+    """Several answers side by side; the first failure cancels the others and is raised."""
+    if len(generations) == 1:
+        return [await collect(generations[0])]
+    results: list[Collected | None] = [None] * len(generations)
+
+    async def one(i: int) -> None:
+        results[i] = await collect(generations[i])
+
+    async with anyio.create_task_group() as group:
+        for i in range(len(generations)):
+            group.start_soon(one, i)
+    return [r for r in results if r is not None]
+
+
+def choice_request(req: GenerateRequest, index: int) -> GenerateRequest:
+    """The request for choice `index`: a fixed seed moves by the index so choices differ
+    (a sampled answer would otherwise repeat); greedy choices are identical anyway."""
+    seed = req.params.sampling.seed
+    if index == 0 or seed is None:
+        return req
+    sampling = dataclasses.replace(req.params.sampling, seed=seed + index)
+    return dataclasses.replace(req, params=dataclasses.replace(req.params, sampling=sampling))
+
+
+def combined_usage(usages: list[Usage]) -> Usage:
+    """OpenAI counts the prompt once and the completions of every choice."""
+    first = usages[0]
+    return Usage(first.prompt_tokens, sum(u.completion_tokens for u in usages), first.cached_tokens)
 
 
 async def cancel_on_disconnect(request: Request, work: Callable[[], Awaitable[T]]) -> T:

@@ -19,7 +19,9 @@ from server.api.generation import (
     ClientDisconnected,
     CompletionChunks,
     cancel_on_disconnect,
-    collect,
+    choice_request,
+    collect_all,
+    combined_usage,
     new_id,
     now,
     stream_generation,
@@ -123,11 +125,18 @@ def warn_unknown_fields(hooks: CompatFunctions, body: dict[str, Any], endpoint: 
 _ENDPOINT_PATHS = {"chat": "chat/completions", "completion": "completions", "embeddings": "embeddings"}
 
 
-def _only_one_choice(n: int | None) -> None:
-    if n is not None and n != 1:
-        raise InvalidRequest(
-            f"n={n}: only n=1 is supported (one choice per request); send {n} requests instead"
-        )
+MAX_CHOICES = 16
+
+
+def _choices(n: int | None, stream: bool | None) -> int:
+    """How many choices to generate. They run side by side in the model's slots (LocalAI runs
+    them one after another); a streamed n > 1 is refused rather than half supported."""
+    n = 1 if n is None else n
+    if not 1 <= n <= MAX_CHOICES:
+        raise InvalidRequest(f"n={n}: n must be between 1 and {MAX_CHOICES}")
+    if n > 1 and stream:
+        raise InvalidRequest(f"n={n} with stream=true is not supported; stream with n=1, or drop stream")
+    return n
 
 
 def _reply_prefix(config: Any) -> str:
@@ -199,7 +208,7 @@ async def _prepare(
 
 async def _run(
     request: Request, prepared: _Prepared, stream: bool, include_usage: bool, fmt: Any,
-    respond: Callable[[str, Any], BaseModel], *, echo: bool = False,
+    respond: Callable[[list[tuple[str, Any]]], BaseModel], *, echo: bool = False, n_choices: int = 1,
 ) -> Response:
     hooks: CompatFunctions = request.app.state.hooks
     # LocalAI's order: reply_prefix is part of the model's reply, echo puts the prompt before
@@ -223,16 +232,17 @@ async def _run(
         )
         return EventStream(events, on_close=prepared.stack.aclose)
 
+    requests = [choice_request(prepared.request, i) for i in range(n_choices)]
     async with prepared.stack:
         try:
-            result = await cancel_on_disconnect(
-                request, lambda: collect(prepared.handle.generate(prepared.request))
+            results = await cancel_on_disconnect(
+                request, lambda: collect_all([prepared.handle.generate(r) for r in requests])
             )
         except ClientDisconnected:
             logger.info("client left before its answer was ready; generation cancelled")
             return Response(status_code=499)
-    text = hooks.finetune(prepared.config, prefix + result.text)
-    return JSONResponse(respond(text, result.finished).model_dump(mode="json"))
+    answers = [(hooks.finetune(prepared.config, prefix + r.text), r.finished) for r in results]
+    return JSONResponse(respond(answers).model_dump(mode="json"))
 
 
 @_route("/chat/completions", "POST")
@@ -241,7 +251,7 @@ async def chat_completions(request: Request) -> Response:
     req = validate(ChatCompletionRequest, body)
     hooks: CompatFunctions = request.app.state.hooks
     warn_unknown_fields(hooks, body, "chat")
-    _only_one_choice(req.n)
+    n_choices = _choices(req.n, req.stream)
     payload = req.model_dump(exclude_unset=True)
 
     def build(hooks: CompatFunctions, manager: Any, config: Any, handle: Any) -> Any:
@@ -256,18 +266,21 @@ async def chat_completions(request: Request) -> Response:
     prepared = await _prepare(request, payload, req.model, "chat", build)
     ident, created = new_id("chatcmpl"), now()
 
-    def respond(text: str, finished: Any) -> ChatCompletion:
+    def respond(answers: list[tuple[str, Any]]) -> ChatCompletion:
         return ChatCompletion(
             id=ident,
             created=created,
             model=prepared.model_name,
-            choices=[ChatChoice(message=AssistantMessage(content=text), finish_reason=finished.reason)],
-            usage=usage_info(finished.usage),
+            choices=[
+                ChatChoice(index=i, message=AssistantMessage(content=text), finish_reason=finished.reason)
+                for i, (text, finished) in enumerate(answers)
+            ],
+            usage=usage_info(combined_usage([f.usage for _, f in answers])),
         )
 
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     fmt = ChatChunks(ident, created, prepared.model_name)
-    return await _run(request, prepared, req.stream, include_usage, fmt, respond)
+    return await _run(request, prepared, req.stream, include_usage, fmt, respond, n_choices=n_choices)
 
 
 @_route("/completions", "POST")
@@ -276,7 +289,7 @@ async def completions(request: Request) -> Response:
     req = validate(CompletionRequest, body)
     hooks: CompatFunctions = request.app.state.hooks
     warn_unknown_fields(hooks, body, "completion")
-    _only_one_choice(req.n)
+    n_choices = _choices(req.n, req.stream)
     prompt_text = _single_prompt(req.prompt)
     payload = req.model_dump(exclude_unset=True)
 
@@ -286,18 +299,22 @@ async def completions(request: Request) -> Response:
     prepared = await _prepare(request, payload, req.model, "completion", build)
     ident, created = new_id("cmpl"), now()
 
-    def respond(text: str, finished: Any) -> Completion:
+    def respond(answers: list[tuple[str, Any]]) -> Completion:
         return Completion(
             id=ident,
             created=created,
             model=prepared.model_name,
-            choices=[CompletionChoice(text=text, finish_reason=finished.reason)],
-            usage=usage_info(finished.usage),
+            choices=[
+                CompletionChoice(index=i, text=text, finish_reason=finished.reason)
+                for i, (text, finished) in enumerate(answers)
+            ],
+            usage=usage_info(combined_usage([f.usage for _, f in answers])),
         )
 
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     fmt = CompletionChunks(ident, created, prepared.model_name)
-    return await _run(request, prepared, req.stream, include_usage, fmt, respond, echo=bool(req.echo))
+    return await _run(request, prepared, req.stream, include_usage, fmt, respond, echo=bool(req.echo),
+                      n_choices=n_choices)
 
 
 def _single_prompt(prompt: str | list[str]) -> str:

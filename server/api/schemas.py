@@ -33,7 +33,7 @@ class _GenerationRequest(_Request):
     model: Optional[str] = None
     stream: bool = False
     stream_options: Optional[StreamOptions] = None
-    n: Optional[int] = Field(default=None, ge=1)
+    n: Optional[int] = None  # range checked by the routes, with a message that says it
 
     temperature: Optional[float] = None
     top_p: Optional[float] = None

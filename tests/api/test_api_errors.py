@@ -117,15 +117,27 @@ async def test_validation_errors_name_the_field(client, body, field_text):
     assert field_text in err["message"]
 
 
-async def test_n_greater_than_one_is_refused(client, handle):
-    r = await client.post("/v1/chat/completions", json={"messages": MESSAGES, "n": 3})
+async def test_n_out_of_range_or_streamed_n_is_refused(client, handle):
+    r = await client.post("/v1/chat/completions", json={"messages": MESSAGES, "n": 0})
+    assert r.status_code == 400 and "n must be between 1 and 16" in r.json()["error"]["message"]
+    r = await client.post("/v1/chat/completions", json={"messages": MESSAGES, "n": 17})
     assert r.status_code == 400
-    assert "n=3: only n=1 is supported" in r.json()["error"]["message"]
+    r = await client.post("/v1/completions", json={"prompt": "x", "n": 2, "stream": True})
+    assert r.status_code == 400 and "stream" in r.json()["error"]["message"]
     assert handle.requests == []
-    r = await client.post("/v1/completions", json={"prompt": "x", "n": 2})
-    assert r.status_code == 400
-    r = await client.post("/v1/chat/completions", json={"messages": MESSAGES, "n": 1})
-    assert r.status_code == 200
+
+
+async def test_n_choices_run_side_by_side_with_their_own_seeds(client, handle):
+    r = await client.post("/v1/chat/completions", json={"messages": MESSAGES, "n": 3, "seed": 10})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [c["index"] for c in body["choices"]] == [0, 1, 2]
+    assert [req.params.sampling.seed for req in handle.requests] == [10, 11, 12]
+    assert all(req.prompt == handle.requests[0].prompt for req in handle.requests)
+    # The prompt is counted once, the completions of every choice.
+    single = (await client.post("/v1/chat/completions", json={"messages": MESSAGES, "seed": 10})).json()
+    assert body["usage"]["prompt_tokens"] == single["usage"]["prompt_tokens"]
+    assert body["usage"]["completion_tokens"] == 3 * single["usage"]["completion_tokens"] > 0
 
 
 async def test_unknown_route_and_method(client):
