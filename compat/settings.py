@@ -146,6 +146,9 @@ FLAGS: tuple[Flag, ...] = (
          ("LOCALAI_WATCHDOG_BUSY_TIMEOUT", "WATCHDOG_BUSY_TIMEOUT"), parse_duration, "default 5m"),
     Flag("watchdog_interval", ("--watchdog-interval",), ("LOCALAI_WATCHDOG_INTERVAL",), parse_duration,
          "how often the watchdogs check (default 500ms)"),
+    Flag("shutdown_grace", ("--shutdown-grace",), ("LLAMASLOTS_SHUTDOWN_GRACE",), parse_duration,
+         "on SIGTERM, how long in-flight requests may run on before they are cancelled (default 30s; "
+         "not a LocalAI flag)"),
     Flag("api_keys", ("--api-keys",), ("LOCALAI_API_KEY", "API_KEY"), parse_list,
          "comma-separated API keys; when set, requests need `Authorization: Bearer KEY`", is_list=True),
     Flag("cors", ("--cors",), ("LOCALAI_CORS", "CORS"), parse_bool, "enable CORS", is_bool=True),
@@ -233,6 +236,7 @@ class ServerSettings:
     enable_watchdog_busy: bool = False
     watchdog_busy_timeout: float = 5 * 60.0
     watchdog_interval: float = 0.5
+    shutdown_grace: float = 30.0
     api_keys: list[str] = field(default_factory=list)
     cors: bool = False
     cors_allow_origins: list[str] = field(default_factory=list)

@@ -76,9 +76,8 @@ def cmd_run(argv: list[str]) -> int:
         log.info("no model configured: serving the built-in demo model as `demo` "
                  "(put GGUF files in --models-path and list them in --config-file to serve real ones)")
 
-    import uvicorn
-
     from server.app import create_app
+    from server.http_server import serve
     from server.manager import ManagerPolicy, ModelManager
 
     policy = ManagerPolicy(
@@ -93,7 +92,7 @@ def cmd_run(argv: list[str]) -> int:
     manager = ModelManager(configs, models_path, policy)
     app = create_app(manager, settings)
     log.info("listening on http://%s:%d", settings.host, settings.port)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    serve(app, manager, settings.host, settings.port, settings.shutdown_grace)
     return 0
 
 

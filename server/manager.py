@@ -12,7 +12,7 @@ from typing import AsyncIterator
 from server.engine.engine import Engine
 from server.engine.runtime import RuntimeOptions, physical_cores
 from server.engine.types import Event, Failed, Finished, GenerateRequest, ModelInfo
-from server.errors import ModelLoadFailed, ModelNotFound
+from server.errors import ModelLoadFailed, ModelNotFound, ServerBusy
 from server.worker import WorkerEngine
 
 log = logging.getLogger("llamaslots.manager")
@@ -151,6 +151,8 @@ class ModelManager:
         self._swapping = False
         self._watchdog: asyncio.Task | None = None
         self.ready = False
+        # Set once shutdown begins: no request starts after it, so draining can end.
+        self._closing = False
 
     @property
     def models_path(self) -> Path:
@@ -207,7 +209,27 @@ class ModelManager:
                         log.info("model %s idle for %.0fs: unloading (idle watchdog)", name, now - h.last_used)
                         await self._unload(name)
 
+    def in_flight(self) -> int:
+        return sum(h.in_flight for h in self._handles.values())
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop taking requests, let those in flight finish for up to `grace` seconds, then
+        unload every model: what still runs is cancelled, and its client is told why."""
+        async with self._state:
+            self._closing = True
+            self._state.notify_all()
+            busy = self.in_flight()
+            if busy:
+                log.info("stopping: %d request(s) in flight get up to %gs to finish", busy, grace)
+                try:
+                    await asyncio.wait_for(self._state.wait_for(lambda: self.in_flight() == 0), grace)
+                except asyncio.TimeoutError:
+                    log.warning("stopping: cancelling %d request(s) still running after %gs",
+                                self.in_flight(), grace)
+        await self.aclose()
+
     async def aclose(self) -> None:
+        self._closing = True
         if self._watchdog is not None:
             self._watchdog.cancel()
         async with self._exclusive():
@@ -219,6 +241,7 @@ class ModelManager:
         cfg = self.config_for(name)
         handle = await self._get(cfg)
         # No await between _get's check and this: a swap cannot slip in between.
+        self._refuse_if_closing()
         handle.in_flight += 1
         try:
             yield handle
@@ -227,6 +250,10 @@ class ModelManager:
             handle.last_used = time.monotonic()
             async with self._state:
                 self._state.notify_all()
+
+    def _refuse_if_closing(self) -> None:
+        if self._closing:
+            raise ServerBusy("the server is stopping and takes no new requests; retry on another instance")
 
     def _usable(self, name: str) -> ModelHandle | None:
         h = self._handles.get(name)
@@ -238,6 +265,7 @@ class ModelManager:
         name = cfg.name
         async with self._state:
             while True:
+                self._refuse_if_closing()
                 handle = self._usable(name)
                 if handle is not None:
                     self._touch(name)

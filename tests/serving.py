@@ -24,6 +24,15 @@ def free_port() -> int:
 @contextlib.contextmanager
 def running_server(config: Path, models: Path, log_path: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     """Yields the base URL once /readyz answers 200; stops the server afterwards."""
+    with server_process(config, models, log_path, env) as (base, _):
+        yield base
+
+
+@contextlib.contextmanager
+def server_process(
+    config: Path, models: Path, log_path: Path, env: dict[str, str] | None = None,
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Like running_server, also yielding the process (for tests that signal it)."""
     port = free_port()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
@@ -44,7 +53,7 @@ def running_server(config: Path, models: Path, log_path: Path, env: dict[str, st
                     log.flush()
                     raise AssertionError("server did not start:\n" + log_path.read_text())
                 time.sleep(0.1)
-            yield base
+            yield base, proc
         finally:
             proc.terminate()
             try:

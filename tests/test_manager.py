@@ -9,7 +9,7 @@ import pytest
 from compat.config import load_configs
 from compat.params import GenerationParams, SamplingParams
 from server.engine.types import Failed, Finished, GenerateRequest, TextDelta
-from server.errors import ModelLoadFailed, ModelNotFound
+from server.errors import ModelLoadFailed, ModelNotFound, ServerBusy
 from server.manager import ManagerPolicy, ModelManager
 
 CONFIG = """
@@ -151,3 +151,43 @@ def test_a_swap_lets_the_old_model_serve_during_its_grace_then_stops_it(models_d
             await mgr.aclose()
 
     assert asyncio.run(main()) == (" two three four five", " two three four five")
+
+
+def test_shutdown_lets_running_work_finish_then_refuses_new_requests(models_dir):
+    async def main():
+        mgr = manager_for(models_dir, isolation="thread")
+        running = asyncio.create_task(ask(mgr, "alpha"))
+        while mgr.in_flight() == 0:
+            await asyncio.sleep(0.001)
+        await mgr.shutdown(grace=30)
+        assert mgr.loaded() == []
+        with pytest.raises(ServerBusy, match="stopping"):
+            await ask(mgr, "beta")
+        return await running
+
+    text, end = asyncio.run(main())
+    assert (text, end.reason) == (" two three four five", "stop")
+
+
+def test_shutdown_cancels_what_outlives_the_grace(models_dir):
+    async def main():
+        mgr = manager_for(models_dir, isolation="thread")
+        started = asyncio.Event()
+        events = []
+
+        async def endless():
+            async with mgr.acquire("alpha") as handle:
+                req = GenerateRequest("The", GenerationParams(SamplingParams(temperature=0, ignore_eos=True)))
+                async for ev in handle.generate(req):
+                    events.append(ev)
+                    started.set()
+
+        task = asyncio.create_task(endless())
+        await started.wait()
+        await mgr.shutdown(grace=0)
+        await asyncio.wait_for(task, 10)
+        return events
+
+    events = asyncio.run(main())
+    assert isinstance(events[-1], Finished) and events[-1].reason == "cancelled"
+    assert events[-1].usage.completion_tokens < 500

@@ -76,6 +76,9 @@ def test_lists_and_durations():
                                                         "LOCALAI_WATCHDOG_INTERVAL": "250ms"})
     assert (s.watchdog_idle_timeout, s.watchdog_busy_timeout, s.watchdog_interval) == (5400, 90, 0.25)
     assert parse_duration("2") == 2.0
+    assert settings([]).shutdown_grace == 30
+    assert settings(["--shutdown-grace", "2m"]).shutdown_grace == 120
+    assert settings([], {"LLAMASLOTS_SHUTDOWN_GRACE": "500ms"}).shutdown_grace == 0.5
     with pytest.raises(ValueError):
         parse_duration("5 minutes")
 

@@ -1,0 +1,48 @@
+"""Runs the app under uvicorn, with a shutdown that lets the models finish their work first."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import uvicorn
+from sse_starlette.sse import AppStatus
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, whose shutdown first lets the models finish what they are doing.
+
+    Left alone, sse-starlette cuts every stream mid-answer on SIGTERM (the client sees an
+    incomplete chunked body) while non-streamed requests run on. Here both kinds get `grace`
+    seconds to finish; then the manager cancels what is left and each client is told so (a
+    last event carrying a 503 error on a stream, a 503 response otherwise). No new request
+    starts meanwhile: uvicorn stops listening, and the manager refuses what was still waiting.
+    """
+
+    def __init__(self, config: uvicorn.Config, manager: Any, grace: float) -> None:
+        super().__init__(config)
+        self._manager = manager
+        self._grace = grace
+        AppStatus.disable_automatic_graceful_drain()
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        drain = asyncio.create_task(self._drain())
+        try:
+            await super().shutdown(sockets)
+        finally:
+            await drain
+
+    async def _drain(self) -> None:
+        try:
+            await self._manager.shutdown(self._grace)
+        finally:
+            # A stream that holds no model must not keep the process up either.
+            AppStatus.should_exit = True
+
+
+def serve(app: Any, manager: Any, host: str, port: int, grace: float) -> None:
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning",
+        # A backstop only: the manager ends every request within `grace`.
+        timeout_graceful_shutdown=int(grace) + 15,
+    )
+    DrainingServer(config, manager, grace).run()

@@ -1,0 +1,98 @@
+"""SIGTERM while answers are being generated: they finish within the grace, else end with a reason."""
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.serving import server_process
+
+CONFIG = """
+- name: looping
+  context_size: 16384
+  threads: 2
+  parameters:
+    model: spm-scripted.gguf
+    temperature: 0
+  template:
+    completion: "{{.Input}}"
+"""
+
+
+@pytest.fixture
+def models(tmp_path, gguf_path):
+    shutil.copy(gguf_path("spm-scripted"), tmp_path / "spm-scripted.gguf")
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    return tmp_path
+
+
+def _stream(base: str, max_tokens: int | None, out: dict, first_chunk: threading.Event) -> None:
+    body = {"model": "looping", "prompt": "The", "stream": True}
+    if max_tokens:
+        body["max_tokens"] = max_tokens
+    try:
+        with httpx.stream("POST", base + "/v1/completions", json=body, timeout=60) as r:
+            out["status"] = r.status_code
+            out["data"] = []
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    out["data"].append(line[6:])
+                    first_chunk.set()
+    except httpx.HTTPError as exc:  # an incomplete body is what this test guards against
+        out["error"] = repr(exc)
+    first_chunk.set()
+
+
+def _plain(base: str, max_tokens: int | None, out: dict) -> None:
+    body = {"model": "looping", "prompt": "The"}
+    if max_tokens:
+        body["max_tokens"] = max_tokens
+    r = httpx.post(base + "/v1/completions", json=body, timeout=60)
+    out["status"], out["body"] = r.status_code, r.json()
+
+
+def _sigterm_during(models, tmp_path, grace: str, max_tokens: int | None):
+    streamed, plain, first_chunk = {}, {}, threading.Event()
+    env = {"LLAMASLOTS_SHUTDOWN_GRACE": grace}
+    with server_process(models / "config.yaml", models, tmp_path / "server.log", env) as (base, proc):
+        threads = [threading.Thread(target=_stream, args=(base, max_tokens, streamed, first_chunk)),
+                   threading.Thread(target=_plain, args=(base, max_tokens, plain))]
+        for t in threads:
+            t.start()
+        assert first_chunk.wait(30)
+        time.sleep(0.05)  # the non-streamed request is running too by now
+        proc.terminate()
+        for t in threads:
+            t.join(60)
+        # uvicorn re-raises the signal it handled once shutdown is done.
+        assert proc.wait(30) in (0, -signal.SIGTERM)
+    return streamed, plain, (tmp_path / "server.log").read_text()
+
+
+def test_answers_in_flight_finish_within_the_grace(models, tmp_path):
+    streamed, plain, log = _sigterm_during(models, tmp_path, "30s", max_tokens=400)
+    assert "error" not in streamed, streamed.get("error")
+    assert streamed["data"][-1] == "[DONE]"
+    last = json.loads(streamed["data"][-2])
+    assert last["choices"][0]["finish_reason"] == "length"
+    text = "".join(json.loads(d)["choices"][0]["text"] for d in streamed["data"][:-1])
+    assert plain["status"] == 200
+    assert plain["body"]["choices"][0]["text"] == text
+    assert plain["body"]["usage"]["completion_tokens"] == 400
+    assert "request(s) in flight get up to 30s" in log
+
+
+def test_answers_outliving_the_grace_end_with_an_error_not_a_cut(models, tmp_path):
+    # No max_tokens: the looping model would run to its 16384-token context.
+    streamed, plain, log = _sigterm_during(models, tmp_path, "0.3", max_tokens=None)
+    assert "error" not in streamed, streamed.get("error")
+    # As on any failed stream: a last event carrying the error (the openai client raises it).
+    err = json.loads(streamed["data"][-1])["error"]
+    assert err["code"] == 503 and "stopping" in err["message"]
+    assert plain["status"] == 503 and "stopping" in plain["body"]["error"]["message"]
+    assert "cancelling 2 request(s) still running after 0.3s" in log
