@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import difflib
+import logging
 from typing import Any, Literal
 
+from compat.json_schema_grammar import SchemaGrammarError, schema_to_gbnf
 from compat.params import GenerationParams, SamplingParams
+
+log = logging.getLogger("llamaslots.compat")
 
 Endpoint = Literal["chat", "completion"]
 
@@ -64,12 +68,33 @@ def _stop_list(value: Any) -> list[str]:
 
 
 def _response_format_grammar(value: Any) -> str | None:
+    """The grammar a response_format asks for: any JSON object, or one that fits a schema.
+
+    OpenAI's shape is {"type": "json_schema", "json_schema": {"name", "schema", "strict"}};
+    llama-server's {"type": "json_object", "schema": {...}} is accepted too.
+    """
     kind = value.get("type") if isinstance(value, dict) else value if isinstance(value, str) else None
-    if kind in ("json_object", "json_schema"):
-        # json_schema: LocalAI compiles the schema into a grammar; we constrain to any JSON
-        # object (see report: schema-exact grammar not implemented).
+    if kind not in ("json_object", "json_schema"):
+        return None
+    schema = None
+    if isinstance(value, dict):
+        spec = value.get("json_schema")
+        if kind == "json_schema" and spec is not None:
+            if not isinstance(spec, dict) or "schema" not in spec:
+                raise RequestFieldError("response_format.json_schema must be an object with a 'schema'")
+            schema = spec["schema"]
+        elif "schema" in value:
+            schema = value["schema"]
+    if schema is None:
         return JSON_OBJECT_GBNF
-    return None
+    try:
+        grammar = schema_to_gbnf(schema)
+    except SchemaGrammarError as exc:
+        raise RequestFieldError(f"response_format json schema: {exc}") from None
+    if grammar.ignored:
+        log.warning("response_format json schema: a grammar cannot enforce %s; the answer has the "
+                    "schema's shape but these are not checked", ", ".join(grammar.ignored))
+    return grammar.gbnf
 
 
 def _logit_bias(value: Any) -> dict[int, float]:

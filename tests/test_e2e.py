@@ -181,6 +181,25 @@ def test_response_format_json_object(client):
     assert isinstance(json.loads(r.choices[0].message.content), dict)
 
 
+def test_response_format_json_schema(client):
+    import json
+
+    schema = {"type": "object", "required": ["city", "rank", "open"], "properties": {
+        "city": {"enum": ["Kyoto", "Osaka"]}, "rank": {"type": "integer"}, "open": {"type": "boolean"},
+        "note": {"type": ["null", "string"], "maxLength": 10}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "answer", "strict": True, "schema": schema}}
+    r = client.chat.completions.create(model="embedder", messages=[{"role": "user", "content": "hello"}],
+                                       response_format=fmt, temperature=0, max_tokens=300)
+    assert r.choices[0].finish_reason == "stop"
+    value = json.loads(r.choices[0].message.content)
+    assert value["city"] in ("Kyoto", "Osaka") and type(value["rank"]) is int and type(value["open"]) is bool
+    assert set(value) <= {"city", "rank", "open", "note"}
+    bad = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"properties": {"a": {"type": "bool"}}}}}
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model="embedder", messages=[{"role": "user", "content": "x"}], response_format=bad)
+    assert "#/properties/a: unknown type 'bool'" in err.value.message
+
+
 def test_tokenize_and_probes(server):
     base = server[0]
     r = httpx.post(base + "/v1/tokenize", json={"model": "scripted", "content": "one two"})
