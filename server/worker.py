@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import multiprocessing as mp
+import signal
 import threading
 from concurrent.futures import Future
 from typing import Callable
@@ -18,6 +19,14 @@ from server.engine.types import Event, Failed, GenerateRequest, ModelInfo, TextD
 from server.errors import EngineFailed, LlamaslotsError, ModelLoadFailed
 
 log = logging.getLogger("llamaslots.worker")
+
+# What a user can do about the signals llama.cpp dies of.
+_SIGNAL_HINTS = {
+    "SIGILL": "llama.cpp ran an instruction this CPU refuses: llama-cpp-python was built for "
+              "another CPU, or with ggml's AMX kernels, which crash in this version; rebuild it "
+              "as the README says (`make rebuild-llama`)",
+    "SIGABRT": "llama.cpp aborted (a GGML_ASSERT); its message is in the log just above",
+}
 
 _CALLS = {"tokenize", "embed", "stats"}
 
@@ -133,12 +142,12 @@ class WorkerEngine:
         if code is None:
             return "still running"
         if code < 0:
-            import signal
-
             try:
-                return f"killed by {signal.Signals(-code).name}"
+                name = signal.Signals(-code).name
             except ValueError:
                 return f"killed by signal {-code}"
+            hint = _SIGNAL_HINTS.get(name)
+            return f"killed by {name}: {hint}" if hint else f"killed by {name}"
         return f"exit code {code}"
 
     def _send(self, msg: tuple) -> bool:
@@ -160,8 +169,17 @@ class WorkerEngine:
         if dead or not self._send(("submit", rid, req)):
             with self._lock:
                 self._sinks.pop(rid, None)
-            sink(Failed(EngineFailed(f"model {self.name} is not running ({self.dead or 'pipe closed'})")))
+            sink(Failed(self._not_running()))
         return rid
+
+    def _not_running(self) -> EngineFailed:
+        reason = self.dead
+        if not reason:
+            # The pipe broke before the reader saw the end: the exit status says why (a
+            # process whose pipe is gone has exited or is about to; this wait is short).
+            self._proc.join(0.5)
+            reason = f"the model's process ended ({self._exit_text()})"
+        return EngineFailed(f"model {self.name} is not running ({reason})")
 
     def cancel(self, rid: int) -> None:
         self._send(("cancel", rid))
@@ -176,7 +194,7 @@ class WorkerEngine:
         if dead or not self._send(("call", cid, what, kwargs)):
             with self._lock:
                 self._calls.pop(cid, None)
-            fut.set_exception(EngineFailed(f"model {self.name} is not running ({self.dead or 'pipe closed'})"))
+            fut.set_exception(self._not_running())
         return fut
 
     def tokenize(self, text: str, *, add_special: bool, parse_special: bool) -> Future:

@@ -67,3 +67,16 @@ def test_a_crashed_worker_fails_only_its_requests(worker, gguf_path):
         assert submit(other, "one", greedy(None)).wait().text == " two three four five"
     finally:
         other.close()
+
+
+def test_an_illegal_instruction_says_what_to_do(gguf_path):
+    # What ggml's AMX kernels do on some Xeons (see the Makefile): the reason says how to fix it.
+    worker = WorkerEngine(RuntimeOptions(model_path=gguf_path("spm-scripted"), n_ctx=512, n_slots=1, n_threads=2), name="ill")
+    try:
+        os.kill(worker.pid, signal.SIGILL)
+        late = submit(worker, "one", greedy(4)).wait(10)
+        assert isinstance(late.end, Failed)
+        assert "killed by SIGILL: llama.cpp ran an instruction this CPU refuses" in late.end.error.message
+        assert "make rebuild-llama" in late.end.error.message
+    finally:
+        worker.close()
