@@ -121,6 +121,16 @@ def test_n_choices_come_from_separate_slots(client):
     single = client.completions.create(model="scripted", prompt="one")
     assert r.usage.prompt_tokens == single.usage.prompt_tokens
     assert r.usage.completion_tokens == 3 * single.usage.completion_tokens
+    chunks = list(client.chat.completions.create(
+        model="chatml", messages=[{"role": "user", "content": "hi"}], n=2, stream=True,
+        stream_options={"include_usage": True}))
+    texts, finishes = ["", ""], [None, None]
+    for c in chunks[:-1]:
+        (choice,) = c.choices
+        texts[choice.index] += choice.delta.content or ""
+        finishes[choice.index] = choice.finish_reason or finishes[choice.index]
+    assert texts == ["Hello world!"] * 2 and finishes == ["stop"] * 2
+    assert chunks[-1].usage.completion_tokens == 6
 
 
 def test_config_stopword_split_across_tokens_never_streams(client):

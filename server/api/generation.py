@@ -1,6 +1,7 @@
 """Drives one generation for the chat/completion routes: collect it whole, or stream it as chunks."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -180,6 +181,7 @@ class ChatChunks:
     id: str
     created: int
     model: str
+    index: int = 0
 
     def _chunk(self, choices: list[ChatChunkChoice], usage: UsageInfo | None = None) -> dict:
         chunk = ChatCompletionChunk(
@@ -189,7 +191,7 @@ class ChatChunks:
         return chunk.model_dump(mode="json", exclude={"usage"} if usage is None else set())
 
     def _delta(self, delta: ChunkDelta, finish_reason: str | None = None) -> dict:
-        data = self._chunk([ChatChunkChoice(delta=delta, finish_reason=finish_reason)])
+        data = self._chunk([ChatChunkChoice(index=self.index, delta=delta, finish_reason=finish_reason)])
         # OpenAI leaves unset delta keys out (the finish chunk's delta is {}).
         data["choices"][0]["delta"] = delta.model_dump(exclude_none=True)
         return data
@@ -212,6 +214,7 @@ class CompletionChunks:
     id: str
     created: int
     model: str
+    index: int = 0
 
     def _chunk(self, choices: list[CompletionChoice], usage: UsageInfo | None = None) -> dict:
         chunk = Completion(
@@ -223,66 +226,136 @@ class CompletionChunks:
         return []
 
     def content(self, text: str) -> dict:
-        return self._chunk([CompletionChoice(text=text)])
+        return self._chunk([CompletionChoice(index=self.index, text=text)])
 
     def finish(self, reason: str) -> dict:
-        return self._chunk([CompletionChoice(text="", finish_reason=reason)])
+        return self._chunk([CompletionChoice(index=self.index, text="", finish_reason=reason)])
 
     def usage(self, usage: UsageInfo) -> dict:
         return self._chunk([], usage=usage)
 
 
-async def stream_generation(
-    events: AsyncIterator[Event],
-    fmt: ChunkFormat,
-    post: StreamPostprocessor,
-    *,
-    prefix: str = "",
-    include_usage: bool = False,
-) -> AsyncIterator[dict]:
-    """SSE events for one generation: opening, content chunks, finish chunk, usage, [DONE].
+@dataclass(frozen=True)
+class _Chunk:
+    data: dict
 
-    `prefix` (reply_prefix, an echoed prompt) goes out before the model's first token.
-    A failure becomes one `data: {"error": ...}` event and the stream ends (no [DONE]).
-    Closing this iterator (client gone) closes `events`, which cancels the request.
-    """
+
+@dataclass(frozen=True)
+class _End:
+    usage: Usage
+
+
+@dataclass(frozen=True)
+class _Error:
+    error: LlamaslotsError
+
+
+async def _choice_stream(
+    events: AsyncIterator[Event], fmt: ChunkFormat, post: StreamPostprocessor, prefix: str
+) -> AsyncIterator[_Chunk | _End | _Error]:
+    """One choice's chunks, then its end (with usage) or an error. Closing it cancels the request."""
     try:
         for chunk in fmt.opening():
-            yield sse_json(chunk)
+            yield _Chunk(chunk)
         if prefix:
             text = post.feed(prefix)
             if text:
-                yield sse_json(fmt.content(text))
+                yield _Chunk(fmt.content(text))
         async for event in events:
             if isinstance(event, TextDelta):
                 text = post.feed(event.text)
                 if text:
-                    yield sse_json(fmt.content(text))
+                    yield _Chunk(fmt.content(text))
             elif isinstance(event, Finished):
                 if event.reason == "cancelled":
-                    yield sse_json(cancelled_error().to_json())
+                    yield _Error(cancelled_error())
                     return
                 tail = post.finish()
                 if tail:
-                    yield sse_json(fmt.content(tail))
-                yield sse_json(fmt.finish(event.reason))
-                if include_usage:
-                    yield sse_json(fmt.usage(usage_info(event.usage)))
-                yield sse_done()
+                    yield _Chunk(fmt.content(tail))
+                yield _Chunk(fmt.finish(event.reason))
+                yield _End(event.usage)
                 return
             elif isinstance(event, Failed):
-                _log_failure(event.error)
-                yield sse_json(event.error.to_json())
+                yield _Error(event.error)
                 return
-        yield sse_json(_no_result_error().to_json())
+        yield _Error(_no_result_error())
     except LlamaslotsError as exc:
-        _log_failure(exc)
-        yield sse_json(exc.to_json())
+        yield _Error(exc)
     except Exception as exc:  # noqa: BLE001 - a bug mid-stream still ends the stream cleanly
         logger.error("unexpected error while streaming", exc_info=exc)
-        yield sse_json(unexpected_error(exc).to_json())
+        yield _Error(unexpected_error(exc))
     finally:
         await close_events(events)
+
+
+async def stream_choices(
+    generations: list[AsyncIterator[Event]],
+    fmt: ChunkFormat,
+    make_post: Callable[[], StreamPostprocessor],
+    *,
+    prefix: str = "",
+    include_usage: bool = False,
+) -> AsyncIterator[dict]:
+    """SSE events for `n` choices decoded side by side, each chunk carrying its choice's index.
+
+    Chunks go out as the choices produce them; one usage chunk (prompt once, every choice's
+    completion) and one [DONE] close the stream. A failure of any choice ends it with that
+    error, and the other choices are cancelled.
+    """
+    choices = [
+        _choice_stream(events, dataclasses.replace(fmt, index=i), make_post(), prefix)  # type: ignore[type-var]
+        for i, events in enumerate(generations)
+    ]
+    usages: list[Usage] = []
+    merged = choices[0] if len(choices) == 1 else _merge(choices)
+    try:
+        async for item in merged:
+            if isinstance(item, _Chunk):
+                yield sse_json(item.data)
+            elif isinstance(item, _End):
+                usages.append(item.usage)
+            else:
+                _log_failure(item.error)
+                yield sse_json(item.error.to_json())
+                return
+        if include_usage:
+            yield sse_json(fmt.usage(usage_info(combined_usage(usages))))
+        yield sse_done()
+    finally:
+        # The merger first (it stops the pumps), then each choice (which cancels its request).
+        with anyio.CancelScope(shield=True):
+            await merged.aclose()
+            for choice in choices:
+                await choice.aclose()
+
+
+async def _merge(choices: list[AsyncIterator[T]]) -> AsyncIterator[T]:
+    """Items of several iterators as they come. Closing this stops (and awaits) every pump,
+    so the iterators can be closed safely afterwards."""
+    queue: asyncio.Queue = asyncio.Queue()
+    finished = object()
+
+    async def pump(it: AsyncIterator[T]) -> None:
+        try:
+            async for item in it:
+                await queue.put(item)
+        finally:
+            queue.put_nowait(finished)
+
+    tasks = [asyncio.create_task(pump(it)) for it in choices]
+    try:
+        running = len(tasks)
+        while running:
+            item = await queue.get()
+            if item is finished:
+                running -= 1
+            else:
+                yield item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _log_failure(exc: LlamaslotsError) -> None:

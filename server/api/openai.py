@@ -24,7 +24,7 @@ from server.api.generation import (
     combined_usage,
     new_id,
     now,
-    stream_generation,
+    stream_choices,
     usage_info,
 )
 from server.api.hooks import CompatFunctions
@@ -128,14 +128,12 @@ _ENDPOINT_PATHS = {"chat": "chat/completions", "completion": "completions", "emb
 MAX_CHOICES = 16
 
 
-def _choices(n: int | None, stream: bool | None) -> int:
+def _choices(n: int | None) -> int:
     """How many choices to generate. They run side by side in the model's slots (LocalAI runs
-    them one after another); a streamed n > 1 is refused rather than half supported."""
+    them one after another), streamed or not."""
     n = 1 if n is None else n
     if not 1 <= n <= MAX_CHOICES:
         raise InvalidRequest(f"n={n}: n must be between 1 and {MAX_CHOICES}")
-    if n > 1 and stream:
-        raise InvalidRequest(f"n={n} with stream=true is not supported; stream with n=1, or drop stream")
     return n
 
 
@@ -216,23 +214,23 @@ async def _run(
     prefix = _reply_prefix(prepared.config)
     if echo and isinstance(prepared.request.prompt, str):
         prefix = prepared.request.prompt + prefix
+    requests = [choice_request(prepared.request, i) for i in range(n_choices)]
     if stream:
         try:
-            post = hooks.stream_finetuner(prepared.config)
+            hooks.stream_finetuner(prepared.config)  # fails here, not mid-stream, on a bad config
         except BaseException:
             # The held model must go back, or a later swap would wait for it forever.
             await prepared.stack.aclose()
             raise
-        events = stream_generation(
-            prepared.handle.generate(prepared.request),
+        events = stream_choices(
+            [prepared.handle.generate(r) for r in requests],
             fmt,
-            post,
+            lambda: hooks.stream_finetuner(prepared.config),
             prefix=prefix,
             include_usage=include_usage,
         )
         return EventStream(events, on_close=prepared.stack.aclose)
 
-    requests = [choice_request(prepared.request, i) for i in range(n_choices)]
     async with prepared.stack:
         try:
             results = await cancel_on_disconnect(
@@ -251,7 +249,7 @@ async def chat_completions(request: Request) -> Response:
     req = validate(ChatCompletionRequest, body)
     hooks: CompatFunctions = request.app.state.hooks
     warn_unknown_fields(hooks, body, "chat")
-    n_choices = _choices(req.n, req.stream)
+    n_choices = _choices(req.n)
     payload = req.model_dump(exclude_unset=True)
 
     def build(hooks: CompatFunctions, manager: Any, config: Any, handle: Any) -> Any:
@@ -289,7 +287,7 @@ async def completions(request: Request) -> Response:
     req = validate(CompletionRequest, body)
     hooks: CompatFunctions = request.app.state.hooks
     warn_unknown_fields(hooks, body, "completion")
-    n_choices = _choices(req.n, req.stream)
+    n_choices = _choices(req.n)
     prompt_text = _single_prompt(req.prompt)
     payload = req.model_dump(exclude_unset=True)
 

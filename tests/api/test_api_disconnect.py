@@ -61,6 +61,16 @@ async def test_stream_disconnect_cancels_generation(app, handle, manager):
     assert "[DONE]" not in call.body_text()
 
 
+@pytest.mark.parametrize("stream", [True, False])
+async def test_disconnect_cancels_every_choice(app, handle, manager, stream):
+    call = AsgiCall(app, "/v1/chat/completions", {"messages": MESSAGES, "stream": stream, "n": 3})
+    handle.script = [TextDelta("first"), Sleep(0.05), Call(call.gone.set), Hang()]
+    await call.run()
+    assert len(handle.requests) == 3
+    assert handle.cancelled == 3 and handle.completed == 0
+    assert manager.held == 0
+
+
 async def test_stream_disconnect_before_first_token(app, handle, manager):
     call = AsgiCall(app, "/v1/completions", {"prompt": "x", "stream": True})
     handle.script = [Call(call.gone.set), Hang()]

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from server.engine.types import Failed
+from server.engine.types import Failed, TextDelta
 from server.errors import (
     EngineFailed,
     FeatureDisabled,
@@ -19,7 +19,7 @@ from server.errors import (
     Unauthorized,
 )
 from tests.api.conftest import sse_events
-from tests.api.fakes import FakeHandle, FakeManager, model_config
+from tests.api.fakes import FakeHandle, FakeManager, Hang, model_config
 
 pytestmark = pytest.mark.anyio
 
@@ -117,14 +117,36 @@ async def test_validation_errors_name_the_field(client, body, field_text):
     assert field_text in err["message"]
 
 
-async def test_n_out_of_range_or_streamed_n_is_refused(client, handle):
+async def test_n_out_of_range_is_refused(client, handle):
     r = await client.post("/v1/chat/completions", json={"messages": MESSAGES, "n": 0})
     assert r.status_code == 400 and "n must be between 1 and 16" in r.json()["error"]["message"]
-    r = await client.post("/v1/chat/completions", json={"messages": MESSAGES, "n": 17})
+    r = await client.post("/v1/completions", json={"prompt": "x", "n": 17, "stream": True})
     assert r.status_code == 400
-    r = await client.post("/v1/completions", json={"prompt": "x", "n": 2, "stream": True})
-    assert r.status_code == 400 and "stream" in r.json()["error"]["message"]
     assert handle.requests == []
+
+
+async def test_streamed_n_choices_carry_their_index_and_end_once(client, handle):
+    r = await client.post("/v1/chat/completions", json={
+        "messages": MESSAGES, "n": 3, "seed": 5, "stream": True, "stream_options": {"include_usage": True}})
+    events = sse_events(r.text)
+    assert events[-1] == "[DONE]" and events.count("[DONE]") == 1
+    usage = events[-2]
+    assert usage["choices"] == []
+    chunks = [e for e in events[:-2]]
+    by_index: dict[int, str] = {}
+    finishes = {}
+    for e in chunks:
+        (choice,) = e["choices"]
+        by_index[choice["index"]] = by_index.get(choice["index"], "") + (choice["delta"].get("content") or "")
+        if choice["finish_reason"]:
+            finishes[choice["index"]] = choice["finish_reason"]
+    assert sorted(by_index) == [0, 1, 2] and len(set(by_index.values())) == 1 and by_index[0]
+    assert finishes == {0: "stop", 1: "stop", 2: "stop"}
+    assert [req.params.sampling.seed for req in handle.requests] == [5, 6, 7]
+    single = sse_events((await client.post("/v1/chat/completions", json={
+        "messages": MESSAGES, "stream": True, "stream_options": {"include_usage": True}})).text)[-2]["usage"]
+    assert usage["usage"]["prompt_tokens"] == single["prompt_tokens"]
+    assert usage["usage"]["completion_tokens"] == 3 * single["completion_tokens"]
 
 
 async def test_n_choices_run_side_by_side_with_their_own_seeds(client, handle):
@@ -160,6 +182,27 @@ async def test_unexpected_exception_is_a_logged_500(client, manager, monkeypatch
     assert r.json() == {"error": {"code": 500, "message": "internal server error: KeyError: 'boom'", "type": "server_error"}}
     records = [rec for rec in caplog.records if rec.name == "llamaslots.api" and rec.exc_info]
     assert records and records[0].exc_info[0] is KeyError
+
+
+async def test_a_failing_choice_ends_the_stream_and_cancels_the_others(client, manager):
+    class OneFails(FakeHandle):
+        async def generate(self, req):
+            if req.params.sampling.seed == 6:
+                self.requests.append(req)
+                yield Failed(EngineFailed("decode failed"))
+                return
+            async for ev in super().generate(req):
+                yield ev
+
+    handle = OneFails(model_config("flaky"), [TextDelta("a"), Hang()])
+    manager.handles["flaky"] = handle
+    r = await client.post("/v1/chat/completions", json={
+        "model": "flaky", "messages": MESSAGES, "n": 3, "seed": 5, "stream": True})
+    events = sse_events(r.text)
+    assert events[-1] == {"error": {"code": 500, "message": "decode failed", "type": "server_error"}}
+    assert "[DONE]" not in events
+    # The two hanging choices were cancelled and the model handle went back.
+    assert handle.cancelled == 2 and manager.held == 0
 
 
 async def test_unexpected_exception_mid_stream_is_an_error_event(app, client, handle, manager, caplog):
