@@ -153,6 +153,7 @@ class ModelManager:
         self.ready = False
         # Set once shutdown begins: no request starts after it, so draining can end.
         self._closing = False
+        self._swaps: set[asyncio.Task] = set()
 
     @property
     def models_path(self) -> Path:
@@ -275,12 +276,27 @@ class ModelManager:
                     break
                 # Another swap is under way (maybe to this very model): wait for it.
                 await self._state.wait()
+        swap = asyncio.create_task(self._swap_to(cfg), name=f"swap-to-{name}")
+        self._swaps.add(swap)
+        swap.add_done_callback(self._swap_done)
+        # Shielded: this requester may leave (client gone), the swap goes on.
+        return await asyncio.shield(swap)
+
+    async def _swap_to(self, cfg) -> ModelHandle:
+        """A swap as a task of its own. Cancelled halfway with its requester, it would leave a
+        model process started and never registered, or the old model half unloaded."""
         try:
             return await self._load(cfg)
         finally:
             async with self._state:
                 self._swapping = False
                 self._state.notify_all()
+
+    def _swap_done(self, swap: asyncio.Task) -> None:
+        self._swaps.discard(swap)
+        if not swap.cancelled() and swap.exception() is not None:
+            # Its requester has it (or left): either way it is handled, not "never retrieved".
+            log.debug("swap %s failed: %s", swap.get_name(), swap.exception())
 
     async def _load(self, cfg) -> ModelHandle:
         name = cfg.name

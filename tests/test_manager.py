@@ -156,14 +156,17 @@ def test_a_swap_lets_the_old_model_serve_during_its_grace_then_stops_it(models_d
 def test_shutdown_lets_running_work_finish_then_refuses_new_requests(models_dir):
     async def main():
         mgr = manager_for(models_dir, isolation="thread")
-        running = asyncio.create_task(ask(mgr, "alpha"))
-        while mgr.in_flight() == 0:
-            await asyncio.sleep(0.001)
-        await mgr.shutdown(grace=30)
+        async with mgr.acquire("alpha") as handle:  # a request in flight
+            stopping = asyncio.create_task(mgr.shutdown(grace=30))
+            await asyncio.sleep(0.1)
+            assert not stopping.done()  # it waits for the request
+            with pytest.raises(ServerBusy, match="stopping"):
+                await ask(mgr, "beta")
+            req = GenerateRequest("one", GenerationParams(SamplingParams(temperature=0), max_tokens=16))
+            events = [ev async for ev in handle.generate(req)]
+        await asyncio.wait_for(stopping, 10)
         assert mgr.loaded() == []
-        with pytest.raises(ServerBusy, match="stopping"):
-            await ask(mgr, "beta")
-        return await running
+        return "".join(ev.text for ev in events if isinstance(ev, TextDelta)), events[-1]
 
     text, end = asyncio.run(main())
     assert (text, end.reason) == (" two three four five", "stop")
@@ -191,3 +194,28 @@ def test_shutdown_cancels_what_outlives_the_grace(models_dir):
     events = asyncio.run(main())
     assert isinstance(events[-1], Finished) and events[-1].reason == "cancelled"
     assert events[-1].usage.completion_tokens < 500
+
+
+def test_a_requester_that_leaves_mid_swap_does_not_abort_it(models_dir):
+    async def main():
+        mgr = manager_for(models_dir, isolation="process")
+        try:
+            leaver = asyncio.create_task(ask(mgr, "alpha"))
+            await asyncio.sleep(0.05)  # the model's process is starting
+            leaver.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await leaver
+            # The swap goes on and registers what it started: no process left unowned.
+            for _ in range(200):
+                if mgr.loaded() == ["alpha"]:
+                    break
+                await asyncio.sleep(0.05)
+            assert mgr.loaded() == ["alpha"]
+            pid = mgr._handles["alpha"].engine.pid
+            text, _ = await ask(mgr, "alpha")
+            assert text == " two three four five"
+            assert mgr._handles["alpha"].engine.pid == pid  # the same process: no second load
+        finally:
+            await mgr.aclose()
+
+    asyncio.run(main())

@@ -111,6 +111,11 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
     return error_response(unexpected_error(exc))
 
 
+class ClientDisconnected(Exception):
+    """The client went away before its answer started; the work was cancelled. Nobody reads
+    the response, which is logged as 499 (nginx's "client closed request")."""
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LlamaslotsError, _on_llamaslots_error)
     app.add_exception_handler(RequestValidationError, _on_request_validation)
@@ -130,6 +135,9 @@ class ErrorCatchingRoute(APIRoute):
         async def guarded(request: Request) -> Response:
             try:
                 return await handler(request)
+            except ClientDisconnected:
+                logger.info("client left before its answer started; nothing was generated for it")
+                return Response(status_code=499)
             except (LlamaslotsError, StarletteHTTPException, RequestValidationError, ValidationError):
                 raise
             except Exception as exc:  # noqa: BLE001 - turning bugs into a clean 500 is the point

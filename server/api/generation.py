@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Protocol, TypeVar
 import anyio
 from starlette.requests import Request
 
-from server.api.errors import unexpected_error
+from server.api.errors import ClientDisconnected, unexpected_error
 from server.api.hooks import StreamPostprocessor
 from server.api.schemas import (
     ChatChunkChoice,
@@ -30,10 +30,6 @@ from server.errors import EngineFailed, LlamaslotsError, ServerBusy
 logger = logging.getLogger("llamaslots.api")
 
 T = TypeVar("T")
-
-
-class ClientDisconnected(Exception):
-    """The client went away before its (non-streamed) answer was ready; the work was cancelled."""
 
 
 def new_id(prefix: str) -> str:

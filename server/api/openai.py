@@ -188,7 +188,9 @@ async def _prepare(
         raise InvalidRequest(str(exc)) from None
     stack = AsyncExitStack()
     try:
-        handle = await stack.enter_async_context(manager.acquire(config.name))
+        # Waiting for a model (a swap, a load) can take long: a client that leaves meanwhile
+        # stops waiting (the swap itself goes on in the manager).
+        handle = await cancel_on_disconnect(request, lambda: stack.enter_async_context(manager.acquire(config.name)))
         try:
             prompt = build_prompt(hooks, manager, config, handle)
         except hooks.request_errors as exc:

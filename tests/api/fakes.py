@@ -102,6 +102,7 @@ class FakeManager:
         self.closed = 0
         self.held = 0  # handles acquired and not yet released
         self.acquired: list[str] = []
+        self.loading: asyncio.Event | None = None
 
     def list_models(self) -> list[str]:
         return list(self.handles)
@@ -117,6 +118,8 @@ class FakeManager:
     async def acquire(self, name: str) -> AsyncIterator[FakeHandle]:
         if name in self.load_failures:
             raise ModelLoadFailed(name, self.load_failures[name])
+        if self.loading is not None:  # a swap under way: wait for it
+            await self.loading.wait()
         handle = self.handles[name]
         self.acquired.append(name)
         self.held += 1

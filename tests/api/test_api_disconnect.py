@@ -71,6 +71,18 @@ async def test_disconnect_cancels_every_choice(app, handle, manager, stream):
     assert manager.held == 0
 
 
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_client_that_leaves_while_its_model_loads_stops_waiting(app, handle, manager, stream):
+    manager.loading = asyncio.Event()  # never set: the model is still loading
+    call = AsgiCall(app, "/v1/chat/completions", {"messages": MESSAGES, "stream": stream})
+    task = asyncio.create_task(call.run())
+    await asyncio.sleep(0.05)
+    call.gone.set()
+    await asyncio.wait_for(task, 5)
+    assert call.sent[0]["status"] == 499
+    assert handle.requests == [] and manager.acquired == [] and manager.held == 0
+
+
 async def test_stream_disconnect_before_first_token(app, handle, manager):
     call = AsgiCall(app, "/v1/completions", {"prompt": "x", "stream": True})
     handle.script = [Call(call.gone.set), Hang()]
