@@ -309,6 +309,10 @@ async def stream_choices(
         async for item in merged:
             if isinstance(item, _Chunk):
                 yield sse_json(item.data)
+                # Queued chunks would otherwise go out in one burst without a pause in which
+                # the server can notice a client that left: asyncio then warns on every write
+                # to the dead socket, and the generation runs on longer.
+                await asyncio.sleep(0)
             elif isinstance(item, _End):
                 usages.append(item.usage)
             else:
