@@ -16,3 +16,7 @@ class ParseError(TemplateError):
 
 class ExecError(TemplateError):
     """Execution failed; message like Go's "template: name:line:col: executing ... at <...>: ..."."""
+
+
+class FuncError(Exception):
+    """A template function's returned error (reported as "error calling NAME: MSG")."""

@@ -10,7 +10,7 @@ from .nodes import (
     FieldNode, IdentifierNode, IfNode, ListNode, NilNode, NumberNode, PipeNode, StringNode,
     TemplateNode, TextNode, VariableNode,
 )
-from .values import MISSING, Int64, IntList, StringList, go_type_name, is_struct, struct_info
+from .values import MISSING, Int64, IntList, StringList, go_type_name, is_struct, struct_info, truth
 from .gofmt import sorted_keys
 
 MAX_EXEC_DEPTH = 100000
@@ -23,25 +23,6 @@ class _Break(Exception):
 
 class _Continue(Exception):
     pass
-
-
-def truth(v) -> bool:
-    """Go's isTrue for the values of our data model (structs are always true)."""
-    if v is None or v is MISSING:
-        return False
-    t = type(v)
-    if t is str or t is list or t is tuple or t is dict:
-        return len(v) > 0
-    if t is bool:
-        return v
-    if t is int or t is float or t is Int64:
-        return v != 0
-    if is_struct(v):
-        return True
-    try:
-        return bool(v)
-    except Exception:
-        return True
 
 
 def _iface_elem(v) -> bool:

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .gofmt import format_value, sprint, sprintf, sprintln
-from .values import MISSING, go_type_name, is_struct
+from .errors import FuncError
+from .values import MISSING, go_type_name, is_struct, truth
 
 # Parameter type codes (what Go's reflection would convert an argument to).
 T_ANY = "any"        # interface{}
@@ -24,10 +25,6 @@ TYPE_NAMES = {
 }
 
 
-class FuncError(Exception):
-    """A template function's returned error (reported as "error calling NAME: MSG")."""
-
-
 @dataclass(frozen=True, slots=True)
 class FuncSpec:
     fn: Callable
@@ -42,9 +39,7 @@ def _nil(v) -> bool:
 
 # ---------------------------------------------------------------- truth & compare
 
-def _truth(v) -> bool:
-    from .exec import truth
-    return truth(v)
+_truth = truth
 
 
 def _not(v) -> bool:

@@ -200,7 +200,7 @@ def sprig_html_date(v) -> str:
 def sprig_unix_epoch(v) -> str:
     t = as_go_time(v)
     if t is None:
-        from .funcs import FuncError
+        from .errors import FuncError
         raise FuncError("wrong type for value; expected time.Time")
     return str(t.unix())
 

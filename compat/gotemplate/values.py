@@ -1,4 +1,4 @@
-"""The Python data model of Go values: MISSING (invalid value), dataclass structs, go_field, Go type names."""
+"""The Python data model of Go values: MISSING (invalid value), dataclass structs, go_field, Go type names, truth."""
 
 from __future__ import annotations
 
@@ -206,3 +206,22 @@ def go_json_value(v: Any) -> Any:
     if t is list or t is tuple:
         return [go_json_value(x) for x in v]
     return v
+
+
+def truth(v) -> bool:
+    """Go's isTrue for the values of our data model (structs are always true)."""
+    if v is None or v is MISSING:
+        return False
+    t = type(v)
+    if t is str or t is list or t is tuple or t is dict:
+        return len(v) > 0
+    if t is bool:
+        return v
+    if t is int or t is float or t is Int64:
+        return v != 0
+    if is_struct(v):
+        return True
+    try:
+        return bool(v)
+    except Exception:
+        return True
