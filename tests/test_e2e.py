@@ -121,6 +121,8 @@ def test_n_choices_come_from_separate_slots(client):
     single = client.completions.create(model="scripted", prompt="one")
     assert r.usage.prompt_tokens == single.usage.prompt_tokens
     assert r.usage.completion_tokens == 3 * single.usage.completion_tokens
+    several = client.completions.create(model="scripted", prompt=["one", "Hello"], n=2)
+    assert [c.text for c in several.choices] == [" two three four five"] * 2 + [" world!"] * 2
     chunks = list(client.chat.completions.create(
         model="chatml", messages=[{"role": "user", "content": "hi"}], n=2, stream=True,
         stream_options={"include_usage": True}))

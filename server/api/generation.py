@@ -120,10 +120,15 @@ def choice_request(req: GenerateRequest, index: int) -> GenerateRequest:
     return dataclasses.replace(req, params=dataclasses.replace(req.params, sampling=sampling))
 
 
-def combined_usage(usages: list[Usage]) -> Usage:
-    """OpenAI counts the prompt once and the completions of every choice."""
-    first = usages[0]
-    return Usage(first.prompt_tokens, sum(u.completion_tokens for u in usages), first.cached_tokens)
+def combined_usage(usages: list[Usage], per_prompt: int = 1) -> Usage:
+    """Usage of choices laid out prompt by prompt, `per_prompt` (n) each: OpenAI counts each
+    prompt once and the completions of every choice."""
+    firsts = usages[::per_prompt]
+    return Usage(
+        sum(u.prompt_tokens for u in firsts),
+        sum(u.completion_tokens for u in usages),
+        sum(u.cached_tokens for u in firsts),
+    )
 
 
 async def cancel_on_disconnect(request: Request, work: Callable[[], Awaitable[T]]) -> T:
@@ -238,6 +243,7 @@ class _Chunk:
 
 @dataclass(frozen=True)
 class _End:
+    index: int
     usage: Usage
 
 
@@ -247,7 +253,7 @@ class _Error:
 
 
 async def _choice_stream(
-    events: AsyncIterator[Event], fmt: ChunkFormat, post: StreamPostprocessor, prefix: str
+    index: int, events: AsyncIterator[Event], fmt: ChunkFormat, post: StreamPostprocessor, prefix: str
 ) -> AsyncIterator[_Chunk | _End | _Error]:
     """One choice's chunks, then its end (with usage) or an error. Closing it cancels the request."""
     try:
@@ -270,7 +276,7 @@ async def _choice_stream(
                 if tail:
                     yield _Chunk(fmt.content(tail))
                 yield _Chunk(fmt.finish(event.reason))
-                yield _End(event.usage)
+                yield _End(index, event.usage)
                 return
             elif isinstance(event, Failed):
                 yield _Error(event.error)
@@ -290,20 +296,23 @@ async def stream_choices(
     fmt: ChunkFormat,
     make_post: Callable[[], StreamPostprocessor],
     *,
-    prefix: str = "",
+    prefixes: list[str] | None = None,
+    per_prompt: int = 1,
     include_usage: bool = False,
 ) -> AsyncIterator[dict]:
-    """SSE events for `n` choices decoded side by side, each chunk carrying its choice's index.
+    """SSE events for several choices decoded side by side, each chunk carrying its index.
 
-    Chunks go out as the choices produce them; one usage chunk (prompt once, every choice's
-    completion) and one [DONE] close the stream. A failure of any choice ends it with that
-    error, and the other choices are cancelled.
+    `prefixes[i]` (reply_prefix, an echoed prompt) goes out before choice i's first token.
+    Chunks go out as the choices produce them; one usage chunk (each prompt once, every
+    choice's completion; `per_prompt` choices per prompt) and one [DONE] close the stream.
+    A failure of any choice ends it with that error, and the other choices are cancelled.
     """
+    prefixes = prefixes or [""] * len(generations)
     choices = [
-        _choice_stream(events, dataclasses.replace(fmt, index=i), make_post(), prefix)  # type: ignore[type-var]
+        _choice_stream(i, events, dataclasses.replace(fmt, index=i), make_post(), prefixes[i])  # type: ignore[type-var]
         for i, events in enumerate(generations)
     ]
-    usages: list[Usage] = []
+    usages: list[Usage | None] = [None] * len(choices)
     merged = choices[0] if len(choices) == 1 else _merge(choices)
     try:
         async for item in merged:
@@ -314,13 +323,13 @@ async def stream_choices(
                 # to the dead socket, and the generation runs on longer.
                 await asyncio.sleep(0)
             elif isinstance(item, _End):
-                usages.append(item.usage)
+                usages[item.index] = item.usage
             else:
                 _log_failure(item.error)
                 yield sse_json(item.error.to_json())
                 return
         if include_usage:
-            yield sse_json(fmt.usage(usage_info(combined_usage(usages))))
+            yield sse_json(fmt.usage(usage_info(combined_usage([u for u in usages if u is not None], per_prompt))))
         yield sse_done()
     finally:
         # The merger first (it stops the pumps), then each choice (which cancels its request).

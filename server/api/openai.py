@@ -166,7 +166,7 @@ class _Prepared:
     stack: AsyncExitStack
     handle: Any
     config: Any
-    request: GenerateRequest
+    requests: list[GenerateRequest]  # one per prompt (a completion may send several)
     model_name: str
 
 
@@ -175,7 +175,7 @@ async def _prepare(
     body: dict[str, Any],
     model: str | None,
     endpoint: Endpoint,
-    build_prompt: Callable[[Any, Any, Any], Any],
+    build_prompts: Callable[[Any, Any, Any, Any], list[Any]],
 ) -> _Prepared:
     """Resolve the model, merge params, hold the model, build the prompt. Errors raise here,
     before any response starts, so they reach the client with their own status."""
@@ -192,31 +192,33 @@ async def _prepare(
         # stops waiting (the swap itself goes on in the manager).
         handle = await cancel_on_disconnect(request, lambda: stack.enter_async_context(manager.acquire(config.name)))
         try:
-            prompt = build_prompt(hooks, manager, config, handle)
+            prompts = build_prompts(hooks, manager, config, handle)
         except hooks.request_errors as exc:
             raise InvalidRequest(str(exc)) from None
-        for warning in getattr(prompt, "warnings", ()) or ():
-            logger.warning("prompt for model %s: %s", config.name, warning)
-        logger.debug("prompt for model %s:\n%s", config.name, prompt.text)
-        text, add_special = _engine_prompt(prompt, handle.info.bos_text)
-        gen_request = GenerateRequest(prompt=text, params=params, add_special=add_special)
+        gen_requests = []
+        for prompt in prompts:
+            for warning in getattr(prompt, "warnings", ()) or ():
+                logger.warning("prompt for model %s: %s", config.name, warning)
+            logger.debug("prompt for model %s:\n%s", config.name, prompt.text)
+            text, add_special = _engine_prompt(prompt, handle.info.bos_text)
+            gen_requests.append(GenerateRequest(prompt=text, params=params, add_special=add_special))
     except BaseException:
         await stack.aclose()
         raise
-    return _Prepared(stack, handle, config, gen_request, model or config.name)
+    return _Prepared(stack, handle, config, gen_requests, model or config.name)
 
 
 async def _run(
     request: Request, prepared: _Prepared, stream: bool, include_usage: bool, fmt: Any,
-    respond: Callable[[list[tuple[str, Any]]], BaseModel], *, echo: bool = False, n_choices: int = 1,
+    respond: Callable[[list[tuple[str, Any]], int], BaseModel], *, echo: bool = False, n_choices: int = 1,
 ) -> Response:
     hooks: CompatFunctions = request.app.state.hooks
     # LocalAI's order: reply_prefix is part of the model's reply, echo puts the prompt before
     # it, and post-processing sees the result.
-    prefix = _reply_prefix(prepared.config)
-    if echo and isinstance(prepared.request.prompt, str):
-        prefix = prepared.request.prompt + prefix
-    requests = [choice_request(prepared.request, i) for i in range(n_choices)]
+    reply_prefix = _reply_prefix(prepared.config)
+    # Choices prompt by prompt, n each (OpenAI's order: choice index = prompt * n + i).
+    requests = [choice_request(r, i) for r in prepared.requests for i in range(n_choices)]
+    prefixes = [(r.prompt if echo and isinstance(r.prompt, str) else "") + reply_prefix for r in requests]
     if stream:
         try:
             hooks.stream_finetuner(prepared.config)  # fails here, not mid-stream, on a bad config
@@ -228,7 +230,8 @@ async def _run(
             [prepared.handle.generate(r) for r in requests],
             fmt,
             lambda: hooks.stream_finetuner(prepared.config),
-            prefix=prefix,
+            prefixes=prefixes,
+            per_prompt=n_choices,
             include_usage=include_usage,
         )
         return EventStream(events, on_close=prepared.stack.aclose)
@@ -241,8 +244,8 @@ async def _run(
         except ClientDisconnected:
             logger.info("client left before its answer was ready; generation cancelled")
             return Response(status_code=499)
-    answers = [(hooks.finetune(prepared.config, prefix + r.text), r.finished) for r in results]
-    return JSONResponse(respond(answers).model_dump(mode="json"))
+    answers = [(hooks.finetune(prepared.config, p + r.text), r.finished) for p, r in zip(prefixes, results)]
+    return JSONResponse(respond(answers, n_choices).model_dump(mode="json"))
 
 
 @_route("/chat/completions", "POST")
@@ -259,14 +262,12 @@ async def chat_completions(request: Request) -> Response:
         template = None
         if getattr(info, "chat_template", None):
             template = hooks.tokenizer_template(info.chat_template, info.bos_text, info.eos_text)
-        return hooks.build_chat_prompt(
-            config, manager.models_path, payload, tokenizer_template=template
-        )
+        return [hooks.build_chat_prompt(config, manager.models_path, payload, tokenizer_template=template)]
 
     prepared = await _prepare(request, payload, req.model, "chat", build)
     ident, created = new_id("chatcmpl"), now()
 
-    def respond(answers: list[tuple[str, Any]]) -> ChatCompletion:
+    def respond(answers: list[tuple[str, Any]], per_prompt: int) -> ChatCompletion:
         return ChatCompletion(
             id=ident,
             created=created,
@@ -275,7 +276,7 @@ async def chat_completions(request: Request) -> Response:
                 ChatChoice(index=i, message=AssistantMessage(content=text), finish_reason=finished.reason)
                 for i, (text, finished) in enumerate(answers)
             ],
-            usage=usage_info(combined_usage([f.usage for _, f in answers])),
+            usage=usage_info(combined_usage([f.usage for _, f in answers], per_prompt)),
         )
 
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
@@ -290,16 +291,16 @@ async def completions(request: Request) -> Response:
     hooks: CompatFunctions = request.app.state.hooks
     warn_unknown_fields(hooks, body, "completion")
     n_choices = _choices(req.n)
-    prompt_text = _single_prompt(req.prompt)
+    prompts = _prompt_list(req.prompt, n_choices)
     payload = req.model_dump(exclude_unset=True)
 
     def build(hooks: CompatFunctions, manager: Any, config: Any, handle: Any) -> Any:
-        return hooks.build_completion_prompt(config, manager.models_path, prompt_text, payload)
+        return [hooks.build_completion_prompt(config, manager.models_path, p, payload) for p in prompts]
 
     prepared = await _prepare(request, payload, req.model, "completion", build)
     ident, created = new_id("cmpl"), now()
 
-    def respond(answers: list[tuple[str, Any]]) -> Completion:
+    def respond(answers: list[tuple[str, Any]], per_prompt: int) -> Completion:
         return Completion(
             id=ident,
             created=created,
@@ -308,7 +309,7 @@ async def completions(request: Request) -> Response:
                 CompletionChoice(index=i, text=text, finish_reason=finished.reason)
                 for i, (text, finished) in enumerate(answers)
             ],
-            usage=usage_info(combined_usage([f.usage for _, f in answers])),
+            usage=usage_info(combined_usage([f.usage for _, f in answers], per_prompt)),
         )
 
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
@@ -317,15 +318,21 @@ async def completions(request: Request) -> Response:
                       n_choices=n_choices)
 
 
-def _single_prompt(prompt: str | list[str]) -> str:
-    if isinstance(prompt, str):
-        return prompt
-    if len(prompt) != 1:
+MAX_GENERATIONS = 64
+
+
+def _prompt_list(prompt: str | list[str], n: int) -> list[str]:
+    """The prompts of a completion request: each string of a list is a prompt of its own with
+    n choices, as LocalAI and OpenAI do."""
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    if not prompts:
+        raise InvalidRequest("prompt: the list of prompts is empty")
+    if len(prompts) * n > MAX_GENERATIONS:
         raise InvalidRequest(
-            f"prompt: one prompt per request is supported, got a list of {len(prompt)}; "
-            "send one request per prompt"
+            f"prompt: {len(prompts)} prompts x n={n} is {len(prompts) * n} generations; "
+            f"at most {MAX_GENERATIONS} per request"
         )
-    return prompt[0]
+    return prompts
 
 
 # ---------------------------------------------------------------- other routes

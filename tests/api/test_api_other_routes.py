@@ -44,12 +44,39 @@ async def test_completion_stream(client, handle):
     assert events[-2]["choices"] == [] and events[-2]["usage"]["completion_tokens"] == 2
 
 
-async def test_completion_prompt_list_of_several_refused(client):
-    r = await client.post("/v1/completions", json={"prompt": ["a", "b"]})
-    assert r.status_code == 400
-    assert "one prompt per request" in r.json()["error"]["message"]
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_list_of_prompts_gives_n_choices_per_prompt_in_order(client, handle, stream):
+    r = await client.post("/v1/completions", json={
+        "prompt": ["first", "second"], "n": 2, "seed": 1, "echo": True, "stream": stream,
+        "stream_options": {"include_usage": True}})
+    assert r.status_code == 200, r.text
+    assert [(q.prompt, q.params.sampling.seed) for q in handle.requests] == [
+        ("first", 1), ("first", 2), ("second", 1), ("second", 2)]
+    if stream:
+        events = sse_events(r.text)
+        texts: dict[int, str] = {}
+        for e in events[:-2]:
+            (choice,) = e["choices"]
+            texts[choice["index"]] = texts.get(choice["index"], "") + choice["text"]
+        usage = events[-2]["usage"]
+    else:
+        body = r.json()
+        texts = {c["index"]: c["text"] for c in body["choices"]}
+        usage = body["usage"]
+    # echo puts each choice's own prompt first.
+    assert [texts[i][:6] for i in range(4)] == ["firstH", "firstH", "second", "second"]
+    # FakeHandle answers "Hello world" (2 tokens) with 7 prompt tokens: each prompt counts once.
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (14, 8)
+
+
+async def test_empty_or_oversized_prompt_lists_are_refused(client, handle):
+    r = await client.post("/v1/completions", json={"prompt": []})
+    assert r.status_code == 400 and "the list of prompts is empty" in r.json()["error"]["message"]
+    r = await client.post("/v1/completions", json={"prompt": ["a"] * 33, "n": 2})
+    assert r.status_code == 400 and "66 generations; at most 64" in r.json()["error"]["message"]
     r = await client.post("/v1/completions", json={"model": "vicuna-13b"})
     assert r.status_code == 400 and "prompt: field required" in r.json()["error"]["message"]
+    assert handle.requests == []
 
 
 async def test_embeddings(client, manager):
