@@ -256,6 +256,9 @@ async def chat_completions(request: Request) -> Response:
     warn_unknown_fields(hooks, body, "chat")
     n_choices = _choices(req.n)
     payload = req.model_dump(exclude_unset=True)
+    if body.get("tools") or body.get("functions"):
+        logger.info("request has tools: they reach the prompt (template.function), but tool-call "
+                    "parsing is not implemented, so the answer comes back as text")
 
     def build(hooks: CompatFunctions, manager: Any, config: Any, handle: Any) -> Any:
         info = handle.info

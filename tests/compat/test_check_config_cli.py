@@ -68,3 +68,17 @@ def test_models_path_from_env_and_models_dir_only(tmp_path):
 def test_no_file_and_no_models_dir_is_an_error(tmp_path):
     code, out = run(["--models-path", tmp_path / "absent"])
     assert code == 2 and "does not exist" in out
+
+
+def test_tool_call_settings_are_listed_as_without_effect(tmp_path):
+    models = models_dir(tmp_path, "m.gguf")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("- name: m\n  parameters:\n    model: m.gguf\n  function:\n    disable_no_action: true\n"
+                   "    response_regex: ['(?P<name>\\\\w+)']\n    grammar:\n      parallel_calls: true\n")
+    code, out = run([cfg, "--models-path", models])
+    assert code == 0, out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  function")}
+    assert "tool-call grammars and parsing are not implemented" in lines["function.grammar.parallel_calls"]
+    assert "tool-call grammars and parsing are not implemented" in lines["function.response_regex"]
+    # It shapes the prompt (no extra `answer` function), so it is not listed as without effect.
+    assert "function.disable_no_action" not in lines
