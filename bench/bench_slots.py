@@ -697,50 +697,91 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                    help="before each level, wait for other processes to leave the CPU idle; at most this many "
                         "seconds over the whole run")
+    p.add_argument("--interleave", action="store_true",
+                   help="start both servers and alternate their attempts level by level (fairer ratios "
+                        "on a machine whose speed drifts); by default one server runs all its levels, then the other")
     p.add_argument("--pid-file", type=Path,
                    help="write the server's pid here once it is warmed up (for attaching a profiler)")
     return p
 
 
-def bench_server(server: ServerProcess, cfg: BenchConfig, log=print) -> dict[int, LevelResult]:
-    """Start, warm up, run every level, stop; the server is stopped whatever happens."""
-    name = server.spec.name
-    log(f"[{name}] starting: {shlex.join(server.spec.argv)}")
-    server.start()
-    try:
+class _Session:
+    """One server under test: started and warmed up, then run level attempt by attempt."""
+
+    def __init__(self, server: ServerProcess, cfg: BenchConfig, log=print) -> None:
+        self.server, self.cfg, self.log = server, cfg, log
+        self.name = server.spec.name
+        self.runs: dict[int, list[LevelResult]] = {}
+        self.serial = 1  # the warm-up request is number 0
+
+    def start(self) -> None:
+        server, cfg = self.server, self.cfg
+        self.log(f"[{self.name}] starting: {shlex.join(server.spec.argv)}")
+        server.start()
         ready_s = server.wait_ready(cfg.ready_timeout_s)
-        log(f"[{name}] ready after {ready_s:.1f} s (log: {server.log_path})")
+        self.log(f"[{self.name}] ready after {ready_s:.1f} s (log: {server.log_path})")
         w = asyncio.run(warm_up(server.spec.base_url, min(cfg.max_tokens, 8), cfg.level_timeout_s))
         if w.error:
-            raise BenchError(f"{name}: warm-up request failed: {w.error}\n--- log tail ---\n{server.log_tail()}")
+            raise BenchError(f"{self.name}: warm-up request failed: {w.error}\n--- log tail ---\n{server.log_tail()}")
         if cfg.pid_file is not None and server.proc is not None:
             cfg.pid_file.write_text(f"{server.proc.pid}\n")
-        out: dict[int, LevelResult] = {}
+
+    def attempt(self, c: int) -> None:
+        server, cfg = self.server, self.cfg
         pgid = server.proc.pid if server.proc is not None else None
-        serial = 1  # the warm-up request was number 0
-        for c in cfg.concurrency:
-            runs = []
-            for _ in range(cfg.repeat):
-                if cfg.wait_quiet_s > 0:
-                    cfg.wait_quiet_s = max(0.0, cfg.wait_quiet_s - wait_until_quiet(pgid, cfg.wait_quiet_s, log))
-                level = asyncio.run(run_level(name, server.spec.base_url, c, cfg.requests_per_client,
-                                              cfg.max_tokens, cfg.level_timeout_s, pgid, serial))
-                serial += c * cfg.requests_per_client
-                runs.append(level)
-                cores = level.cores()
-                load = f", cores server/bench/other {cores[0]:.2f}/{cores[1]:.2f}/{cores[2]:.2f}" if cores else ""
-                log(f"[{name}] c={c:<3} {level.completion_tokens:5d} tokens in {level.wall_s:6.2f} s = "
-                    f"{level.tokens_per_s:7.1f} tok/s, p50 TTFT {_fmt_ttft(level)} s{load}")
-                if server.proc is not None and server.proc.poll() is not None:
-                    raise BenchError(f"{name} died during c={c}\n--- log tail ---\n{server.log_tail()}")
+        if cfg.wait_quiet_s > 0:
+            cfg.wait_quiet_s = max(0.0, cfg.wait_quiet_s - wait_until_quiet(pgid, cfg.wait_quiet_s, self.log))
+        level = asyncio.run(run_level(self.name, server.spec.base_url, c, cfg.requests_per_client,
+                                      cfg.max_tokens, cfg.level_timeout_s, pgid, self.serial))
+        self.serial += c * cfg.requests_per_client
+        self.runs.setdefault(c, []).append(level)
+        cores = level.cores()
+        load = f", cores server/bench/other {cores[0]:.2f}/{cores[1]:.2f}/{cores[2]:.2f}" if cores else ""
+        self.log(f"[{self.name}] c={c:<3} {level.completion_tokens:5d} tokens in {level.wall_s:6.2f} s = "
+                 f"{level.tokens_per_s:7.1f} tok/s, p50 TTFT {_fmt_ttft(level)} s{load}")
+        if server.proc is not None and server.proc.poll() is not None:
+            raise BenchError(f"{self.name} died during c={c}\n--- log tail ---\n{server.log_tail()}")
+
+    def results(self) -> dict[int, LevelResult]:
+        out: dict[int, LevelResult] = {}
+        for c, runs in self.runs.items():
             # Interference from other processes only ever slows a run down, so the fastest
             # attempt is the least disturbed estimate.
             best = max(runs, key=lambda lv: lv.tokens_per_s)
             best.attempts = [lv.tokens_per_s for lv in runs]
             out[c] = best
         return out
+
+
+def bench_server(server: ServerProcess, cfg: BenchConfig, log=print) -> dict[int, LevelResult]:
+    """Start, warm up, run every level, stop; the server is stopped whatever happens."""
+    session = _Session(server, cfg, log)
+    try:
+        session.start()
+        for c in cfg.concurrency:
+            for _ in range(cfg.repeat):
+                session.attempt(c)
+        return session.results()
     finally:
         server.stop()
+
+
+def bench_interleaved(servers: list[ServerProcess], cfg: BenchConfig, log=print) -> dict[str, dict[int, LevelResult]]:
+    """All servers up at once (an idle one takes no CPU), their attempts alternating level by
+    level, the order swapped every repeat: on a machine whose speed drifts over minutes, each
+    ratio then compares runs made moments apart. Every server is stopped whatever happens."""
+    sessions = [_Session(s, cfg, log) for s in servers]
+    try:
+        for session in sessions:
+            session.start()
+        for c in cfg.concurrency:
+            for r in range(cfg.repeat):
+                for session in (sessions if r % 2 == 0 else sessions[::-1]):
+                    session.attempt(c)
+        return {session.name: session.results() for session in sessions}
+    finally:
+        for s in servers:
+            s.stop()
 
 
 def results_to_json(results: dict[str, dict[int, LevelResult]]) -> dict:
@@ -796,8 +837,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             specs["peer"] = peer_spec(args.peer_python or args.python, model, args.threads, free_port(),
                                       args.peer_interrupt_requests)
         results: dict[str, dict[int, LevelResult]] = {}
-        for name in servers:
-            results[name] = bench_server(ServerProcess(specs[name], run_dir / "logs"), cfg)
+        if args.interleave and len(servers) > 1:
+            results = bench_interleaved([ServerProcess(specs[n], run_dir / "logs") for n in servers], cfg)
+        else:
+            for name in servers:
+                results[name] = bench_server(ServerProcess(specs[name], run_dir / "logs"), cfg)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

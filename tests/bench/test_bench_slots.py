@@ -18,6 +18,7 @@ from bench.bench_slots import (
     RequestResult,
     ServerProcess,
     ServerSpec,
+    bench_interleaved,
     bench_server,
     format_markdown,
     format_text_table,
@@ -150,6 +151,21 @@ def test_bench_server_runs_every_level_and_stops_the_server(tmp_path):
     # warm-up + (1 + 3 clients) x 2 requests x 2 attempts, and no prompt is ever sent twice
     prompts = log.read_text().splitlines()
     assert len(prompts) == 1 + 16 and len(set(prompts)) == len(prompts)
+
+
+def test_interleaved_servers_alternate_attempts_and_all_stop(tmp_path):
+    a, b = standin(tmp_path / "a"), standin(tmp_path / "b")
+    b.spec = ServerSpec("other", b.spec.argv, b.spec.port)
+    cfg = BenchConfig([1, 2], 1, 3, 30, ["standin", "other"], ready_timeout_s=20, repeat=2)
+    lines: list[str] = []
+    out = bench_interleaved([a, b], cfg, log=lines.append)
+    assert sorted(out) == ["other", "standin"]
+    assert all(sorted(levels) == [1, 2] and all(len(lv.attempts) == 2 for lv in levels.values())
+               for levels in out.values())
+    order = [line.split("]")[0][1:] for line in lines if "tok/s" in line]
+    # Level by level, the order swapped every repeat.
+    assert order == ["standin", "other", "other", "standin"] * 2
+    assert a.proc.poll() is not None and b.proc.poll() is not None
 
 
 def _level(server: str, c: int, tokens: int, wall: float, ttft: float) -> LevelResult:
