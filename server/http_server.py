@@ -29,7 +29,11 @@ class DrainingServer(uvicorn.Server):
         try:
             await super().shutdown(sockets)
         finally:
-            await drain
+            if self.force_exit and not drain.done():
+                # A second Ctrl-C / SIGTERM: stop now. The models' processes are daemonic and
+                # end with this one.
+                drain.cancel()
+            await asyncio.gather(drain, return_exceptions=True)
 
     async def _drain(self) -> None:
         try:

@@ -96,3 +96,38 @@ def test_answers_outliving_the_grace_end_with_an_error_not_a_cut(models, tmp_pat
     assert err["code"] == 503 and "stopping" in err["message"]
     assert plain["status"] == 503 and "stopping" in plain["body"]["error"]["message"]
     assert "cancelling 2 request(s) still running after 0.3s" in log
+
+
+def test_a_second_ctrl_c_stops_at_once(models, tmp_path):
+    streamed, first_chunk = {}, threading.Event()
+    env = {"LLAMASLOTS_SHUTDOWN_GRACE": "60"}
+    with server_process(models / "config.yaml", models, tmp_path / "server.log", env) as (base, proc):
+        stream = threading.Thread(target=_stream, args=(base, None, streamed, first_chunk))
+        stream.start()
+        assert first_chunk.wait(30)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert proc.poll() is None  # draining: the answer may run for up to 60 s
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)  # uvicorn: a second Ctrl-C forces the exit
+        proc.wait(10)
+        assert time.monotonic() - started < 5
+        stream.join(30)
+    # The model's process went with the server.
+    assert not _children_of(proc.pid)
+
+
+def _children_of(pid: int) -> list[int]:
+    import os
+
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry))
+    return out
