@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import threading
@@ -66,12 +67,23 @@ def _sigterm_during(models, tmp_path, grace: str, max_tokens: int | None):
             t.start()
         assert first_chunk.wait(30)
         time.sleep(0.05)  # the non-streamed request is running too by now
+        workers = _children_of(proc.pid)
         proc.terminate()
         for t in threads:
             t.join(60)
         # uvicorn re-raises the signal it handled once shutdown is done.
         assert proc.wait(30) in (0, -signal.SIGTERM)
+    assert workers and not _still_running(workers)
     return streamed, plain, (tmp_path / "server.log").read_text()
+
+
+def _still_running(pids: list[int], wait_s: float = 5.0) -> list[int]:
+    deadline = time.monotonic() + wait_s
+    while True:
+        alive = [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)
 
 
 def test_answers_in_flight_finish_within_the_grace(models, tmp_path):
@@ -105,6 +117,8 @@ def test_a_second_ctrl_c_stops_at_once(models, tmp_path):
         stream = threading.Thread(target=_stream, args=(base, None, streamed, first_chunk))
         stream.start()
         assert first_chunk.wait(30)
+        workers = _children_of(proc.pid)
+        assert workers  # the model's own process
         proc.send_signal(signal.SIGINT)
         time.sleep(0.5)
         assert proc.poll() is None  # draining: the answer may run for up to 60 s
@@ -113,13 +127,11 @@ def test_a_second_ctrl_c_stops_at_once(models, tmp_path):
         proc.wait(10)
         assert time.monotonic() - started < 5
         stream.join(30)
-    # The model's process went with the server.
-    assert not _children_of(proc.pid)
+    # The model's process went with the server (an orphan would live on, reparented).
+    assert not _still_running(workers)
 
 
 def _children_of(pid: int) -> list[int]:
-    import os
-
     out = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
