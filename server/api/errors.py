@@ -136,7 +136,7 @@ class ErrorCatchingRoute(APIRoute):
             try:
                 return await handler(request)
             except ClientDisconnected:
-                logger.info("client left before its answer started; nothing was generated for it")
+                logger.info("client left before its answer was ready; its work was cancelled")
                 return Response(status_code=499)
             except (LlamaslotsError, StarletteHTTPException, RequestValidationError, ValidationError):
                 raise

@@ -16,7 +16,6 @@ from pydantic import BaseModel, ValidationError
 from server.api.errors import ErrorCatchingRoute, invalid_request_from
 from server.api.generation import (
     ChatChunks,
-    ClientDisconnected,
     CompletionChunks,
     cancel_on_disconnect,
     choice_request,
@@ -44,6 +43,7 @@ from server.api.schemas import (
     ModelList,
     TokenizeRequest,
     TokenizeResponse,
+    UsageInfo,
 )
 from server.api.streaming import EventStream
 from server.engine.types import GenerateRequest
@@ -210,7 +210,7 @@ async def _prepare(
 
 async def _run(
     request: Request, prepared: _Prepared, stream: bool, include_usage: bool, fmt: Any,
-    respond: Callable[[list[tuple[str, Any]], int], BaseModel], *, echo: bool = False, n_choices: int = 1,
+    respond: Callable[[list[tuple[str, Any]], UsageInfo], BaseModel], *, echo: bool = False, n_choices: int = 1,
 ) -> Response:
     hooks: CompatFunctions = request.app.state.hooks
     # LocalAI's order: reply_prefix is part of the model's reply, echo puts the prompt before
@@ -236,16 +236,14 @@ async def _run(
         )
         return EventStream(events, on_close=prepared.stack.aclose)
 
+    # A client that leaves raises ClientDisconnected, which the route turns into a 499.
     async with prepared.stack:
-        try:
-            results = await cancel_on_disconnect(
-                request, lambda: collect_all([prepared.handle.generate(r) for r in requests])
-            )
-        except ClientDisconnected:
-            logger.info("client left before its answer was ready; generation cancelled")
-            return Response(status_code=499)
+        results = await cancel_on_disconnect(
+            request, lambda: collect_all([prepared.handle.generate(r) for r in requests])
+        )
     answers = [(hooks.finetune(prepared.config, p + r.text), r.finished) for p, r in zip(prefixes, results)]
-    return JSONResponse(respond(answers, n_choices).model_dump(mode="json"))
+    usage = usage_info(combined_usage([r.finished.usage for r in results], n_choices))
+    return JSONResponse(respond(answers, usage).model_dump(mode="json"))
 
 
 @_route("/chat/completions", "POST")
@@ -270,7 +268,7 @@ async def chat_completions(request: Request) -> Response:
     prepared = await _prepare(request, payload, req.model, "chat", build)
     ident, created = new_id("chatcmpl"), now()
 
-    def respond(answers: list[tuple[str, Any]], per_prompt: int) -> ChatCompletion:
+    def respond(answers: list[tuple[str, Any]], usage: UsageInfo) -> ChatCompletion:
         return ChatCompletion(
             id=ident,
             created=created,
@@ -279,7 +277,7 @@ async def chat_completions(request: Request) -> Response:
                 ChatChoice(index=i, message=AssistantMessage(content=text), finish_reason=finished.reason)
                 for i, (text, finished) in enumerate(answers)
             ],
-            usage=usage_info(combined_usage([f.usage for _, f in answers], per_prompt)),
+            usage=usage,
         )
 
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
@@ -303,7 +301,7 @@ async def completions(request: Request) -> Response:
     prepared = await _prepare(request, payload, req.model, "completion", build)
     ident, created = new_id("cmpl"), now()
 
-    def respond(answers: list[tuple[str, Any]], per_prompt: int) -> Completion:
+    def respond(answers: list[tuple[str, Any]], usage: UsageInfo) -> Completion:
         return Completion(
             id=ident,
             created=created,
@@ -312,7 +310,7 @@ async def completions(request: Request) -> Response:
                 CompletionChoice(index=i, text=text, finish_reason=finished.reason)
                 for i, (text, finished) in enumerate(answers)
             ],
-            usage=usage_info(combined_usage([f.usage for _, f in answers], per_prompt)),
+            usage=usage,
         )
 
     include_usage = bool(req.stream_options and req.stream_options.include_usage)

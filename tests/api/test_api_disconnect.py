@@ -95,6 +95,7 @@ async def test_non_stream_disconnect_cancels_generation(app, handle, manager):
     call = AsgiCall(app, "/v1/chat/completions", {"messages": MESSAGES})
     handle.script = [TextDelta("a"), Call(call.gone.set), Hang()]
     await call.run()
+    assert call.sent[0]["status"] == 499
     assert handle.cancelled == 1 and handle.completed == 0
     assert manager.held == 0
 
