@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Iterable, Protocol, Sequence
+from typing import Protocol, Sequence
+
+from compat.gotemplate import goregex
 
 try:  # Python 3.11+
     from re import _parser as _sre_parse  # type: ignore[attr-defined]
@@ -18,10 +19,6 @@ GO_SPACE = (
 )
 
 
-class RegexTranslationError(ValueError):
-    """A cutstrings/extract_regex pattern that Go rejects or that we cannot reproduce."""
-
-
 class PostprocessConfig(Protocol):
     cutstrings: Sequence[str] | None
     extract_regex: Sequence[str] | None
@@ -33,166 +30,22 @@ def go_trim_space(s: str) -> str:
     return s.strip(GO_SPACE)
 
 
-# --- Go RE2 syntax -> Python re -------------------------------------------------------------
-
-_POSIX_CLASSES = {
-    "alnum": "0-9A-Za-z", "alpha": "A-Za-z", "ascii": "\\x00-\\x7f", "blank": "\\t ",
-    "cntrl": "\\x00-\\x1f\\x7f", "digit": "0-9", "graph": "!-~", "lower": "a-z",
-    "print": " -~", "punct": "!-/:-@\\[-`{-~", "space": "\\t\\n\\v\\f\\r ", "upper": "A-Z",
-    "word": "0-9A-Za-z_", "xdigit": "0-9A-Fa-f",
-}
-# Go's \s is ASCII [\t\n\f\r ] (no \v); Python's differs, so it is spelled out.
-_GO_S_IN_CLASS = "\\t\\n\\f\\r "
+def compile_go_regex(pattern: str) -> goregex.GoRegex:
+    """A cutstrings/extract_regex pattern as Go compiles it (GoRegexError as Go refuses it)."""
+    return goregex.compile(pattern)
 
 
-def translate_go_regex(pattern: str) -> str:
-    """Rewrite a Go regexp (RE2 syntax) into an equivalent Python `re` pattern.
-
-    Handled: `\\z` (Python `\\Z`), `$` without `(?m)` (Go: end of text only, Python also
-    matches before a final newline), `\\s`/`\\S` (Go: ASCII without \\v), `[[:alpha:]]`
-    POSIX classes, `\\Q...\\E` literals, `\\x{HHHH}`, `(?<name>` groups. Rejected (Go does
-    not accept them, so LocalAI would die on them too): lookarounds, backreferences, `\\Z`.
-    Rejected because Python `re` cannot express them: `\\p{...}`/`\\pL`, `(?U)`.
-    Compile the result with re.ASCII (Go's \\w, \\d, \\b are ASCII); known remaining
-    difference: `(?i)` then folds ASCII letters only.
-    """
-    multiline = bool(re.search(r"\(\?[a-zA-Z]*m[a-zA-Z]*[:)]", pattern))
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    in_class = False
-    while i < n:
-        c = pattern[i]
-        if c == "\\":
-            if i + 1 >= n:
-                raise RegexTranslationError(f"trailing backslash in regex {pattern!r}")
-            d = pattern[i + 1]
-            if d == "Q":
-                end = pattern.find("\\E", i + 2)
-                lit = pattern[i + 2:] if end < 0 else pattern[i + 2:end]
-                out.append("".join("\\" + ch if not ch.isalnum() else ch for ch in lit))
-                i = n if end < 0 else end + 2
-                continue
-            if d == "z":
-                out.append("\\Z")
-            elif d == "Z":
-                raise RegexTranslationError(f"Go regexp does not accept \\Z (in {pattern!r}); use \\z")
-            elif d in "pP":
-                raise RegexTranslationError(
-                    f"Unicode classes \\{d} in {pattern!r} are not supported by this implementation")
-            elif d.isdigit() and d != "0":
-                raise RegexTranslationError(f"Go regexp has no backreferences (\\{d} in {pattern!r})")
-            elif d == "s":
-                out.append(_GO_S_IN_CLASS if in_class else "[" + _GO_S_IN_CLASS + "]")
-            elif d == "S":
-                if in_class:
-                    raise RegexTranslationError(f"\\S inside a character class is not supported ({pattern!r})")
-                out.append("[^" + _GO_S_IN_CLASS + "]")
-            elif d == "x" and i + 2 < n and pattern[i + 2] == "{":
-                end = pattern.find("}", i + 3)
-                if end < 0:
-                    raise RegexTranslationError(f"unterminated \\x{{ in {pattern!r}")
-                out.append("\\U%08x" % int(pattern[i + 3:end], 16))
-                i = end + 1
-                continue
-            else:
-                out.append(c + d)
-            i += 2
-            continue
-        if in_class:
-            if c == "[" and pattern.startswith("[:", i):
-                end = pattern.find(":]", i + 2)
-                name = pattern[i + 2:end] if end > 0 else ""
-                neg = name.startswith("^")
-                cls = _POSIX_CLASSES.get(name.lstrip("^"))
-                if cls is None:
-                    raise RegexTranslationError(f"unknown POSIX class [:{name}:] in {pattern!r}")
-                if neg:
-                    raise RegexTranslationError(f"negated POSIX class [:{name}:] is not supported ({pattern!r})")
-                out.append(cls)
-                i = end + 2
-                continue
-            if c == "[":
-                out.append("\\[")  # Python warns about nested sets; Go treats '[' literally here
-            else:
-                out.append(c)
-                if c == "]":
-                    in_class = False
-            i += 1
-            continue
-        if c == "[":
-            in_class = True
-            out.append(c)
-            i += 1
-            # A ']' right after '[' or '[^' is a literal in both dialects.
-            if i < n and pattern[i] == "^":
-                out.append("^")
-                i += 1
-            if i < n and pattern[i] == "]":
-                out.append("\\]")
-                i += 1
-            continue
-        if c == "(" and pattern.startswith("(?", i):
-            rest = pattern[i + 2:]
-            if rest[:1] in ("=", "!") or rest[:2] in ("<=", "<!"):
-                raise RegexTranslationError(f"Go regexp has no lookaround ({pattern!r})")
-            if rest.startswith("<"):
-                out.append("(?P<")
-                i += 3
-                continue
-            flags = re.match(r"[a-zA-Z-]*", rest).group(0)
-            if "U" in flags:
-                raise RegexTranslationError(f"the (?U) flag is not supported ({pattern!r})")
-        if c == "$" and not multiline:
-            out.append("\\Z")
-            i += 1
-            continue
-        out.append(c)
-        i += 1
-    if in_class:
-        raise RegexTranslationError(f"missing closing ] in regex {pattern!r}")
-    return "".join(out)
-
-
-_compiled: dict[str, re.Pattern[str]] = {}
-
-
-def compile_go_regex(pattern: str) -> re.Pattern[str]:
-    rx = _compiled.get(pattern)
-    if rx is None:
-        try:
-            rx = re.compile(translate_go_regex(pattern), re.ASCII)
-        except re.error as e:
-            raise RegexTranslationError(f"invalid regex {pattern!r}: {e}") from e
-        _compiled[pattern] = rx
-    return rx
-
-
-def _max_width(rx: re.Pattern[str]) -> int | None:
+def _max_width(rx: goregex.GoRegex) -> int | None:
     """Longest possible match in characters, None when unbounded."""
-    lo, hi = _sre_parse.parse(rx.pattern, rx.flags).getwidth()
+    lo, hi = _sre_parse.parse(rx.rx.pattern, rx.rx.flags).getwidth()
     return None if hi >= _sre_parse.MAXREPEAT else int(hi)
 
 
 # --- batch ------------------------------------------------------------------------------------
 
-def _go_replace_all_empty(rx: re.Pattern[str], text: str) -> str:
-    """regexp.ReplaceAllString(text, "") with Go's scan order (empty matches advance one rune)."""
-    out: list[str] = []
-    pos = last = 0
-    n = len(text)
-    while pos <= n:
-        m = rx.search(text, pos)
-        if m is None:
-            break
-        s, e = m.span()
-        if e > s:
-            out.append(text[last:s])
-            last = e
-            pos = e
-        else:
-            pos = s + 1
-    out.append(text[last:])
-    return "".join(out)
+def _cut(rx: goregex.GoRegex, text: str) -> str:
+    """regexp.ReplaceAllString(text, "") with Go's treatment of empty matches."""
+    return rx.replace_all(text, lambda m: "")
 
 
 def _seq(v: Sequence[str] | None) -> Sequence[str]:
@@ -214,29 +67,31 @@ def _trims(config: PostprocessConfig, text: str) -> str:
 def _extract(config: PostprocessConfig, text: str) -> str:
     found = ""
     for r in _seq(config.extract_regex):
-        m = compile_go_regex(r).search(text)
+        m = compile_go_regex(r).find(text)
         if m is not None:
             found += m.group(0)
     return found if found != "" else text
 
 
-def finetune(config: PostprocessConfig, text: str) -> str:
-    """LocalAI's backend.Finetune without echo (the caller prepends the prompt for echo)."""
+def postprocess_reply(config: PostprocessConfig, text: str) -> str:
+    """LocalAI's backend.Finetune (cutstrings, extract_regex, trimspace, trimsuffix) without echo:
+    the caller prepends the prompt for echo."""
     for c in _seq(config.cutstrings):
-        text = _go_replace_all_empty(compile_go_regex(c), text)
+        text = _cut(compile_go_regex(c), text)
     text = _extract(config, text)
     return _trims(config, text)
 
 
-def validate_postprocess(config: PostprocessConfig) -> list[str]:
-    """Problems with the config's regexes (LocalAI log.Fatal()s on an invalid one at reply time)."""
+def validate_postprocess(config: PostprocessConfig) -> list[tuple[str, int, goregex.GoRegexError]]:
+    """(key, index, error) for each of the config's regexes Go would refuse or this server cannot
+    reproduce. LocalAI log.Fatal()s on an invalid one at reply time, after the whole generation."""
     problems = []
     for key in ("cutstrings", "extract_regex"):
-        for r in _seq(getattr(config, key, None)):
+        for i, r in enumerate(_seq(getattr(config, key, None))):
             try:
                 compile_go_regex(r)
-            except RegexTranslationError as e:
-                problems.append(f"{key}: {e}")
+            except goregex.GoRegexError as e:
+                problems.append((key, i, e))
     return problems
 
 
@@ -273,7 +128,7 @@ class _CutStage(_Stage):
     position that no match covers can be released.
     """
 
-    def __init__(self, rx: re.Pattern[str], width: int):
+    def __init__(self, rx: goregex.GoRegex, width: int):
         self._rx = rx
         self._w = width
         self._buf = ""
@@ -286,7 +141,7 @@ class _CutStage(_Stage):
         n = len(buf)
         emitted: list[str] = []
         while self._pos <= n:
-            m = rx.search(buf, self._pos)
+            m = rx.rx.search(buf, self._pos)
             if m is None:
                 safe = n if final else max(self._pos, n - w)
                 if safe > self._out:
@@ -408,12 +263,12 @@ class _TrimStage(_Stage):
         return final[len(done):]
 
 
-class StreamFinetuner:
-    """Streaming finetune: concatenated feed() outputs + finish() == finetune(config, full text)."""
+class StreamPostprocessor:
+    """Streaming post-processing: concatenated feed() outputs + finish() == postprocess_reply(config, full text)."""
 
     def __init__(self, config: PostprocessConfig):
         stages: list[_Stage] = []
-        pending_cuts: list[re.Pattern[str]] = []
+        pending_cuts: list[goregex.GoRegex] = []
         for c in _seq(config.cutstrings):
             rx = compile_go_regex(c)
             w = _max_width(rx)
@@ -433,7 +288,7 @@ class StreamFinetuner:
             # decidable cuts until finish().
             def whole(text: str, cuts=rest_cuts) -> str:
                 for rx in cuts:
-                    text = _go_replace_all_empty(rx, text)
+                    text = _cut(rx, text)
                 return _trims(config, _extract(config, text))
             stages.append(_HoldAll(whole))
         elif _seq(config.trimspace) or _seq(config.trimsuffix):
@@ -456,29 +311,3 @@ class StreamFinetuner:
         for st in self._stages:
             out = st.feed(out) + st.finish()
         return out
-
-
-@dataclass
-class ReplyPrefixer:
-    """LocalAI prepends template.reply_prefix to the model's reply (before post-processing):
-    to the whole text when not streaming, to the first token when streaming."""
-
-    prefix: str
-    _done: bool = False
-
-    def feed(self, delta: str) -> str:
-        if not self._done and self.prefix:
-            self._done = True
-            return self.prefix + delta
-        self._done = True
-        return delta
-
-
-def apply_reply_prefix(prefix: str | None, text: str) -> str:
-    return (prefix or "") + text
-
-
-def finetune_stream(config: PostprocessConfig, deltas: Iterable[str]) -> str:
-    """Convenience: run a whole stream through StreamFinetuner, return the concatenated output."""
-    f = StreamFinetuner(config)
-    return "".join(f.feed(d) for d in deltas) + f.finish()

@@ -1,11 +1,11 @@
-"""Dev-only: render template cases with real Go (py-go-template wheel) and write tests/gotemplate/goldens.json.
+"""Dev-only: render template cases with real Go (py-go-template wheel) and write tests/compat/gotemplate/goldens.json.
 
 Not run in CI and not imported by tests. The wheel bundles Go 1.20 text/template + sprig (+ helmfile
 functions) and exits the process on a template error, so each case runs in its own subprocess.
 The oracle executes with missingkey=error and helmfile's `get`, so cases here avoid missing map keys
 (use `index` or JSON null instead) and helmfile-shadowed functions; tests cover those by hand.
 
-Usage: /work/main/.venv/bin/python tools/gen_gotemplate_goldens.py
+Usage: python tools/gen_gotemplate_goldens.py, in a venv with `pip install py-go-template`
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "tests" / "gotemplate" / "goldens.json"
+OUT = ROOT / "tests" / "compat" / "gotemplate" / "goldens.json"
 TEMPLATE_NAME = "prompt"  # the oracle names the template after its file, as LocalAI names it "prompt"
 
 _CHILD = r"""
@@ -442,6 +442,33 @@ CASES: list[tuple[str, str, dict | None]] = [
      "{{if .SystemPrompt}}[INST] <<SYS>>\n{{.SystemPrompt}}\n<</SYS>>\n\n{{.Content}} [/INST]{{else}}{{.Content}}{{end}}",
      {"SystemPrompt": "be nice", "Content": "q"}),
 ]
+
+
+# --- Go regexp semantics, through sprig (compat/gotemplate/goregex.py): each pattern against each
+# input with match, find-all, replace-all (with $0 expansion) and split. The oracle's Go is 1.20,
+# which predates `(?<name>...)` (Go 1.22), so that spelling is tested by hand.
+REGEX_PATTERNS = [
+    r"^\d$", r"\d+", r"\w+", r"\s", r"\S+", r"\bab\b", r"\Bb", "[[:alpha:]]+", "[[:^digit:]]+",
+    "[[:punct:][:space:]]", r"[^\D5]", r"\pL+", r"\p{Lu}", r"\PL", r"\p{^N}+", "(?i)straße", "(?i)k",
+    "a$", "(?m)a$", "(?m)^b", r"a\z", r"\Aa", "(?s)a.b", "a.b", "x*", "|b", "a|ab", "(?U)a+", "(?U)a+?",
+    "a{2}", "a{,2}", "a{2,}", "a{1,2}?", "{", "a{x}", r"\Q.*\E", r"\x41\x{42}\101", r"[\x{3b1}-\x{3c9}]+",
+    "(?P<w>[a-z])(?P<n>[0-9])", "(a)(b)?", "(?i:A)b", "a(?i)b|c", r"[\]a-]", "[]a]", "[^]a]", r"\.",
+    r"[a\-z]", "é+", "(?:ab)+", r"\n",
+]
+REGEX_INPUTS = ["", "a", "ab", "a\n", "aab b", "x1y22", "٣3", "Ab aB", "STRASSE straße", "KK k",
+                "b\nb", "a.b a\nb", "ab12 C3", "αβγ abc", "{a{x}", "aaa", "é-ée", ".*?", "AB ab 5 7"]
+REGEX_BAD = [r"(?=x)", r"(a)\1", r"a\Z", "[a", "(a", "a)", "a**", "*a", "a{1001}", "[z-a]", "(?x)a",
+             "[[:foo:]]", "(?P<>a)", "a*+", r"\8", r"\C", "x{2}{3}", r"[\b]", r"\p{Foo}", "(?i-)a", r"a\\\\"]
+REGEX_TEMPLATE = ('{{regexMatch .p .s}}|{{regexFindAll .p .s -1}}|{{regexFindAll .p .s 2}}|'
+                  '{{regexReplaceAll .p .s "<$0>"}}|{{regexSplit .p .s -1}}|{{regexSplit .p .s 2}}|'
+                  '{{regexReplaceAllLiteral .p .s "$1"}}')
+for _i, _p in enumerate(REGEX_PATTERNS):
+    for _j, _s in enumerate(REGEX_INPUTS):
+        CASES.append((f"goregex_{_i:02d}_{_j:02d}", REGEX_TEMPLATE, {"p": _p, "s": _s}))
+for _i, _p in enumerate(REGEX_BAD):
+    CASES.append((f"goregex_bad_{_i:02d}", "{{mustRegexMatch .p .s}}", {"p": _p, "s": "x"}))
+    CASES.append((f"goregex_bad_panic_{_i:02d}", "{{regexFind .p .s}}", {"p": _p, "s": "x"}))
+CASES.append(("goregex_expand_names", '{{regexReplaceAll "(?P<w>[a-z]+)(?P<d>[0-9])" "ab1 c2" "${d}$w|$1x|${1}x|$$|$9|${x}"}}', None))
 
 
 def run_oracle(template: str, data: dict) -> dict:

@@ -35,7 +35,7 @@ class CompatFunctions:
         # Imported here, not at module load: the app module stays importable (and testable
         # with fakes) on its own.
         from compat.jinja_chat import ChatTemplateError
-        from compat.postprocess import StreamFinetuner, finetune
+        from compat.postprocess import StreamPostprocessor, postprocess_reply
         from compat.prompt import (
             PromptRequestError,
             TokenizerTemplate,
@@ -55,8 +55,8 @@ class CompatFunctions:
             tokenizer_template=TokenizerTemplate,
             merge_generation_params=merge_generation_params,
             unknown_request_fields=unknown_request_fields,
-            finetune=finetune,
-            stream_finetuner=StreamFinetuner,
+            finetune=postprocess_reply,
+            stream_finetuner=StreamPostprocessor,
             ignored_request_fields=ignored_request_fields,
             # A GGUF template's raise_exception() is nearly always about the messages
             # ("roles must alternate"), so it is the client's to fix.

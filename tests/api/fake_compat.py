@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from compat.postprocess import StreamFinetuner, finetune
+from compat.postprocess import StreamPostprocessor, postprocess_reply
 from compat.requests import (
     RequestFieldError,
     ignored_request_fields,
@@ -49,8 +49,8 @@ COMPAT = CompatFunctions(
     tokenizer_template=Template,
     merge_generation_params=merge_generation_params,
     unknown_request_fields=unknown_request_fields,
-    finetune=finetune,
-    stream_finetuner=StreamFinetuner,
+    finetune=postprocess_reply,
+    stream_finetuner=StreamPostprocessor,
     ignored_request_fields=ignored_request_fields,
     request_errors=(RequestFieldError,),
 )

@@ -1,4 +1,4 @@
-"""Tests for compat.postprocess: LocalAI finetune rules and the streaming counterpart."""
+"""Tests for compat.postprocess: LocalAI's Finetune rules and the streaming counterpart."""
 from __future__ import annotations
 
 import random
@@ -6,13 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from compat.gotemplate.goregex import GoRegexError
 from compat.postprocess import (
-    ReplyPrefixer,
-    RegexTranslationError,
-    StreamFinetuner,
+    StreamPostprocessor,
     compile_go_regex,
-    finetune,
-    translate_go_regex,
+    postprocess_reply,
     validate_postprocess,
 )
 
@@ -23,61 +21,64 @@ def cfg(cutstrings=(), extract_regex=(), trimspace=(), trimsuffix=()):
 
 
 def test_cutstrings_remove_all_matches():
-    assert finetune(cfg(cutstrings=[r"<\|im_end\|>"]), "a<|im_end|>b<|im_end|>") == "ab"
+    assert postprocess_reply(cfg(cutstrings=[r"<\|im_end\|>"]), "a<|im_end|>b<|im_end|>") == "ab"
 
 
 def test_unescaped_pipes_are_alternation_like_go():
     # "<|im_end|>" is the regex  "<" | "im_end" | ">"  in Go too.
-    assert finetune(cfg(cutstrings=["<|im_end|>"]), "x<|im_end|>") == "x||"
+    assert postprocess_reply(cfg(cutstrings=["<|im_end|>"]), "x<|im_end|>") == "x||"
 
 
 def test_extract_regex_concatenates_first_matches():
     c = cfg(extract_regex=[r"<a>.*?</a>", r"\d+"])
-    assert finetune(c, "zz <a>1</a> 42 <a>2</a>") == "<a>1</a>1"
-    assert finetune(c, "nothing") == "nothing"
+    assert postprocess_reply(c, "zz <a>1</a> 42 <a>2</a>") == "<a>1</a>1"
+    assert postprocess_reply(c, "nothing") == "nothing"
 
 
 def test_trimspace_and_trimsuffix_order():
     c = cfg(trimspace=["Answer:"], trimsuffix=["</s>"])
-    assert finetune(c, "Answer:  hi </s>  ") == "hi"
+    assert postprocess_reply(c, "Answer:  hi </s>  ") == "hi"
     # TrimPrefix happens before the space trim of the same step.
-    assert finetune(c, "  Answer: hi") == "Answer: hi"
+    assert postprocess_reply(c, "  Answer: hi") == "Answer: hi"
 
 
 def test_go_trimspace_set_not_python_strip():
     c = cfg(trimspace=[""])
-    assert finetune(c, "\x1cx\u00a0\u3000") == "\x1cx"
+    assert postprocess_reply(c, "\x1cx\u00a0\u3000") == "\x1cx"
 
 
 def test_dollar_is_end_of_text_in_go():
-    assert finetune(cfg(cutstrings=["a$"]), "a\n") == "a\n"
-    assert finetune(cfg(cutstrings=["(?m)a$"]), "a\n") == "\n"
-    assert finetune(cfg(cutstrings=[r"a\z"]), "ba") == "b"
+    assert postprocess_reply(cfg(cutstrings=["a$"]), "a\n") == "a\n"
+    assert postprocess_reply(cfg(cutstrings=["(?m)a$"]), "a\n") == "\n"
+    assert postprocess_reply(cfg(cutstrings=[r"a\z"]), "ba") == "b"
 
 
 def test_go_s_class_excludes_vertical_tab():
-    assert finetune(cfg(cutstrings=[r"\s"]), "a\vb c") == "a\vbc"
+    assert postprocess_reply(cfg(cutstrings=[r"\s"]), "a\vb c") == "a\vbc"
 
 
 def test_posix_class_and_quote():
-    assert finetune(cfg(cutstrings=["[[:digit:]]+"]), "a12b3") == "ab"
-    assert finetune(cfg(cutstrings=[r"\Q.*\E"]), "x.*y") == "xy"
+    assert postprocess_reply(cfg(cutstrings=["[[:digit:]]+"]), "a12b3") == "ab"
+    assert postprocess_reply(cfg(cutstrings=[r"\Q.*\E"]), "x.*y") == "xy"
 
 
-@pytest.mark.parametrize("bad", [r"(?=x)", r"(a)\1", r"\pL", r"a\Z", "[a"])
+@pytest.mark.parametrize("bad", [r"(?=x)", r"(a)\1", r"\p{Greek}", r"a\Z", "[a"])
 def test_rejected_patterns(bad):
-    with pytest.raises(RegexTranslationError):
+    with pytest.raises(GoRegexError):
         compile_go_regex(bad)
-    assert validate_postprocess(cfg(cutstrings=[bad]))
+    [(key, index, error)] = validate_postprocess(cfg(cutstrings=["ok", bad]))
+    assert (key, index) == ("cutstrings", 1)
+    assert str(error).startswith("error parsing regexp: ")
 
 
-def test_named_group_translation():
-    assert translate_go_regex("(?<n>a)") == "(?P<n>a)"
+def test_go_named_groups_and_unicode_classes():
+    assert postprocess_reply(cfg(extract_regex=["(?<n>a)b"]), "xaby") == "ab"
+    assert postprocess_reply(cfg(cutstrings=[r"\pL+"]), "héllo, wörld") == ", "
 
 
 def test_empty_matches_do_not_eat_text():
-    assert finetune(cfg(cutstrings=["x*"]), "axxb") == "ab"
-    assert finetune(cfg(cutstrings=["|ab"]), "ab") == "ab"  # empty alternative wins at each position
+    assert postprocess_reply(cfg(cutstrings=["x*"]), "axxb") == "ab"
+    assert postprocess_reply(cfg(cutstrings=["|ab"]), "ab") == "ab"  # empty alternative wins at each position
 
 
 CONFIGS = [
@@ -119,16 +120,16 @@ def test_stream_equals_batch_for_random_splits(ci):
     rng = random.Random(1000 + ci)
     for _ in range(400):
         text = "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 14)))
-        want = finetune(c, text)
+        want = postprocess_reply(c, text)
         for _ in range(4):
             parts = random_splits(text, rng)
-            f = StreamFinetuner(c)
+            f = StreamPostprocessor(c)
             got = "".join(f.feed(p) for p in parts) + f.finish()
             assert got == want, (text, parts)
 
 
 def test_stream_releases_text_early_when_decidable():
-    f = StreamFinetuner(cfg(cutstrings=["</s>"], trimsuffix=["</s>"]))
+    f = StreamPostprocessor(cfg(cutstrings=["</s>"], trimsuffix=["</s>"]))
     out = f.feed("Hello world, this is ")
     assert out.startswith("Hello world")
     out += f.feed("fine</s>  ")
@@ -137,15 +138,9 @@ def test_stream_releases_text_early_when_decidable():
 
 
 def test_stream_holds_everything_for_extract_regex():
-    f = StreamFinetuner(cfg(extract_regex=["b+"]))
+    f = StreamPostprocessor(cfg(extract_regex=["b+"]))
     assert f.feed("aabbba") == ""
     assert f.finish() == "bbb"
-
-
-def test_reply_prefixer_only_first_delta():
-    p = ReplyPrefixer("<think>")
-    assert p.feed("a") == "<think>a"
-    assert p.feed("b") == "b"
 
 
 PATTERNS = ["</s>", r"<\|im_end\|>", "a", "ab", "b?", r"\bx", "x$", "^a", "(?m)^b", "[ab]c", r"\s\s",
@@ -164,16 +159,16 @@ def test_stream_equals_batch_for_random_configs():
                 trimsuffix=rng.sample(SUFFIXES, k=rng.randint(0, 2)))
         for _ in range(12):
             text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
-            want = finetune(c, text)
+            want = postprocess_reply(c, text)
             parts = random_splits(text, rng)
-            f = StreamFinetuner(c)
+            f = StreamPostprocessor(c)
             got = "".join(f.feed(p) for p in parts) + f.finish()
             assert got == want, (c, text, parts)
 
 
 def test_long_stream_releases_most_text_before_finish():
     c = cfg(cutstrings=[r"<\|im_end\|>"], trimspace=[""], trimsuffix=["</s>"])
-    f = StreamFinetuner(c)
+    f = StreamPostprocessor(c)
     released = "".join(f.feed(w + " ") for w in ["word"] * 500)
     assert len(released) > 2400
-    assert released + f.finish() == finetune(c, "word " * 500)
+    assert released + f.finish() == postprocess_reply(c, "word " * 500)
