@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 from typing import Mapping, TextIO
 
-from compat.config import (
-    ConfigSet, ModelConfig, check_model_files, load_configs, no_effect_fields, template_text,
-)
-from compat.config_checks import template_file
+from compat.config import ConfigSet, ModelConfig, check_model_files, load_configs, no_effect_fields
+from compat.model_settings import ServerDefaults, gguf_context_length, load_settings
+from compat.prompt_templates import TemplateOutsidePath, template_source
+from compat.request_params import merge_generation_params
+from compat.settings import SettingsError, settings_from_env
 from compat.problems import Problem
 
 EXIT_OK, EXIT_WARNINGS, EXIT_ERRORS = 0, 1, 2
@@ -42,10 +43,14 @@ def main(argv: list[str], environ: Mapping[str, str] | None = None, out: TextIO 
     configset = load_configs(args.file, models_path, strict=False)
     missing = check_model_files(configset, "warning") if models_path.is_dir() else []
     problems = sorted(configset.problems + missing, key=Problem.sort_key)
-    parallel_env = _int(env.get("LLAMACPP_PARALLEL"))
+    try:
+        defaults = settings_from_env(env).model_defaults()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=out)
+        return EXIT_ERRORS
 
     for cfg in configset.models.values():
-        _print_model(cfg, configset, parallel_env, out)
+        _print_model(cfg, configset, defaults, out)
     if not configset.models:
         print("no usable models", file=out)
 
@@ -62,9 +67,8 @@ def main(argv: list[str], environ: Mapping[str, str] | None = None, out: TextIO 
     return EXIT_WARNINGS if n_warn else EXIT_OK
 
 
-def _print_model(cfg: ModelConfig, configset: ConfigSet, parallel_env: int | None, out: TextIO) -> None:
-    eff = cfg.resolved()
-    p = eff.parameters
+def _print_model(cfg: ModelConfig, configset: ConfigSet, defaults: ServerDefaults, out: TextIO) -> None:
+    """The settings `run` would load and sample this model with, from the functions it uses."""
     rows: list[tuple[str, str, str]] = []
 
     def row(key: str, value, note: str = "") -> None:
@@ -72,41 +76,57 @@ def _print_model(cfg: ModelConfig, configset: ConfigSet, parallel_env: int | Non
             note = "default"
         rows.append((key, _show(value), note))
 
-    model_file = cfg.model_file(configset.models_path)
+    try:
+        load = load_settings(cfg, configset.models_path, defaults)
+    except ValueError as exc:
+        print(f"\nmodel {cfg.name}  ({cfg.source})\n  cannot be loaded: {exc}", file=out)
+        return
+    params = merge_generation_params(cfg, {}, endpoint="chat")
+    sampling = params.sampling
+    model_file = load.model_path
     row("backend", cfg.backend or "(auto: llama-cpp)")
     row("parameters.model", cfg.parameters.model,
         "" if not cfg.parameters.model else ("found" if model_file.is_file() else f"missing: {model_file}"))
-    row("context_size", cfg.context_size if cfg.context_size is not None else "(unset)",
-        "" if cfg.given("context_size") else "default: --context-size, else from the GGUF")
-    slots = cfg.parallel_slots(parallel_env)
+    trained = gguf_context_length(model_file) if model_file.is_file() else None
+    if load.n_ctx:
+        row("context_size", load.n_ctx, "" if cfg.given("context_size") else "--context-size")
+    elif trained:
+        rows.append(("context_size", str(load.context_for(trained)),
+                     f"from the GGUF: trained {trained}, capped at {load.default_ctx_cap}"))
+    else:
+        rows.append(("context_size", "(from the GGUF)",
+                     f"its trained context, capped at {load.default_ctx_cap}"))
     slot_note = ("options parallel" if cfg.option("parallel")
-                 else "LLAMACPP_PARALLEL" if parallel_env else "default")
-    rows.append(("slots", str(slots), slot_note))
-    if cfg.kv_unified:
+                 else "LLAMACPP_PARALLEL" if defaults.parallel else "default")
+    rows.append(("slots", str(load.n_slots), slot_note))
+    n_ctx = load.n_ctx or (load.context_for(trained) if trained else None)
+    if load.kv_unified:
         per_request = "all of context_size (one KV pool shared by the slots)"
     else:
-        ctx = f"{cfg.context_size // slots} tokens" if cfg.context_size and cfg.context_size > 0 else "context_size"
-        per_request = f"{ctx} (context_size / {slots}: kv_unified:false, LocalAI's split)"
+        ctx = f"{load.per_request_context(n_ctx)} tokens" if n_ctx else "context_size"
+        per_request = f"{ctx} (context_size / {load.n_slots}: kv_unified:false, LocalAI's split)"
     rows.append(("context per request", per_request, ""))
-    row("gpu_layers", eff.gpu_layers, "" if cfg.given("gpu_layers") else "default: all layers")
-    row("threads", cfg.threads if cfg.threads is not None else "(unset)",
-        "" if cfg.given("threads") else "default: --threads")
-    row("mmap", eff.mmap)
-    row("mmlock", eff.mmlock)
-    row("flash_attention", eff.flash_attention)
-    row("cache_type_k", eff.cache_type_k or "f16")
-    row("cache_type_v", eff.cache_type_v or "f16")
-    row("embeddings", eff.embeddings)
-    for key in ("temperature", "top_p", "top_k", "min_p", "typical_p", "seed", "max_tokens",
-                "batch", "repeat_penalty", "repeat_last_n", "n_keep", "frequency_penalty",
-                "presence_penalty"):
-        value = getattr(p, key)
-        row(f"parameters.{key}", "unlimited" if key == "max_tokens" and not value else value)
-    row("mirostat", eff.mirostat)
-    if eff.mirostat:
-        row("mirostat_tau", eff.mirostat_tau)
-        row("mirostat_eta", eff.mirostat_eta)
-    row("stopwords", cfg.stopwords)
+    row("gpu_layers", load.n_gpu_layers, "" if cfg.given("gpu_layers") else "default: all layers")
+    row("threads", load.n_threads, "" if cfg.given("threads") else
+        "--threads" if defaults.threads else "default: physical cores")
+    row("mmap", load.use_mmap)
+    row("mmlock", load.use_mlock)
+    row("flash_attention", load.flash_attention)
+    row("cache_type_k", load.cache_type_k or "f16")
+    row("cache_type_v", load.cache_type_v or "f16")
+    row("embeddings", load.embeddings)
+    row("parameters.batch", load.n_batch)
+    for key in ("temperature", "top_p", "top_k", "min_p", "typical_p"):
+        row(f"parameters.{key}", getattr(sampling, key))
+    row("parameters.seed", "random per request" if sampling.seed is None else sampling.seed)
+    row("parameters.max_tokens", "unlimited" if params.max_tokens is None else params.max_tokens)
+    for key in ("repeat_penalty", "repeat_last_n", "frequency_penalty", "presence_penalty"):
+        row(f"parameters.{key}", getattr(sampling, key))
+    row("mirostat", sampling.mirostat)
+    if sampling.mirostat:
+        row("mirostat_tau", sampling.mirostat_tau)
+        row("mirostat_eta", sampling.mirostat_eta)
+    row("stopwords", list(params.stop))
     for key in ("chat", "chat_message", "completion", "edit", "function"):
         value = getattr(cfg.template, key)
         if value:
@@ -141,11 +161,14 @@ def _print_model(cfg: ModelConfig, configset: ConfigSet, parallel_env: int | Non
 
 
 def _describe_template(configset: ConfigSet, value: str) -> str:
-    text, file = template_text(configset.models_path, value)
+    try:
+        text, file = template_source(configset.models_path, value)
+    except TemplateOutsidePath:
+        return "(outside the models path)"
+    except OSError as exc:
+        return f"(unreadable: {exc})"
     if file is not None:
         return f"file {file}"
-    if template_file(configset.models_path, value) is None:
-        return "(outside the models path)"
     lines = text.count("\n") + (0 if text.endswith("\n") else 1)
     first = text.strip().splitlines()[0] if text.strip() else ""
     return f"inline, {lines} line(s): {first[:50]!r}"
@@ -164,13 +187,6 @@ def _show(value) -> str:
     if isinstance(value, str):
         return value if value and "\n" not in value and len(value) <= 60 else repr(value[:60])
     return str(value)
-
-
-def _int(text: str | None) -> int | None:
-    try:
-        return int(text) if text else None
-    except ValueError:
-        return None
 
 
 if __name__ == "__main__":

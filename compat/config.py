@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from compat.config_checks import check_model, no_effect_fields, path_escapes, template_text
+from compat.config_checks import check_model, no_effect_fields, path_escapes
 from compat.config_decode import decode_model
 from compat.config_schema import (
     FunctionsConfig, GrammarConfig, ModelConfig, PredictionOptions, Source, TemplateConfig,
@@ -18,7 +18,7 @@ from compat.yamlsource import parse_yaml, pos
 __all__ = [
     "ConfigError", "ConfigSet", "FunctionsConfig", "GrammarConfig", "ModelConfig",
     "PredictionOptions", "Problem", "Source", "TemplateConfig", "check_model_files",
-    "load_config_file", "load_configs", "no_effect_fields", "template_text",
+    "load_config_file", "load_configs", "no_effect_fields",
 ]
 
 CONFIG_SUFFIXES = (".yaml", ".yml")
@@ -82,7 +82,7 @@ def load_config_file(file: Path, models_path: Path) -> FileResult:
         decode_failed |= bool(result.fatal)
         checks = check_model(cfg, file, models_path)
         problems += checks
-        if not errors(checks) and not result.fatal:
+        if not any(not p.localai_loads for p in errors(checks)) and not result.fatal:
             models.append(cfg)
 
     if decode_failed and not parsed.failed:

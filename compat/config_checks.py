@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import posixpath
 import re
 from pathlib import Path
 
@@ -12,17 +11,20 @@ from compat.config_schema import (
     BACKEND_NAME, CACHE_TYPES, KNOWN_OPTIONS, LLAMA_BACKENDS, ROPE_SCALING, ModelConfig,
     split_option,
 )
+from compat.gotemplate import ExecError, ParseError
+from compat.postprocess import validate_postprocess
 from compat.problems import Problem
+from compat.prompt_data import ChatMessageTemplateData, Function, PromptTemplateData
+from compat.prompt_templates import TemplateOutsidePath, template_cache, template_source
 
 TEMPLATE_KINDS = ("chat", "chat_message", "completion", "edit", "function")
 
 # Fields that exist only in per-message data (ChatMessageTemplateData) and only in whole-prompt
-# data (PromptTemplateData). Using one in the other kind is an execution error in Go, every time.
-_MESSAGE_ONLY = ("RoleName", "Role", "Content", "FunctionName", "FunctionCall", "LastMessage")
-_PROMPT_ONLY = ("Input", "Instruction", "Functions", "SuppressSystemPrompt", "ReasoningEffort", "Metadata")
-_ACTION = re.compile(r"\{\{(.*?)\}\}", re.S)
-# `.Field` at the start of a chain (not `.Metadata.Field`, not `$x.Field`).
-_FIELD = re.compile(r"(?<![\w$)\].])\.([A-Z]\w*)")
+# data (PromptTemplateData): the template engine refuses a field its data type lacks.
+_MESSAGE_ONLY = tuple(f.name for f in dataclasses.fields(ChatMessageTemplateData)
+                      if f.name not in {g.name for g in dataclasses.fields(PromptTemplateData)})
+_PROMPT_ONLY = tuple(f.name for f in dataclasses.fields(PromptTemplateData)
+                     if f.name not in {g.name for g in dataclasses.fields(ChatMessageTemplateData)})
 _NAME_LIKE = re.compile(r"^[\w.\-/]+$")
 
 # Turn markers in a template and the stop words that end a turn for them.
@@ -42,26 +44,6 @@ def path_escapes(relative: str) -> bool:
     return relative.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", relative) is not None or ".." in parts
 
 
-def template_file(models_path: Path, value: str) -> Path | None:
-    """`<models>/<value>.tmpl` after lexical cleaning, or None when that leaves the models path."""
-    base = posixpath.normpath(str(models_path))
-    joined = posixpath.normpath(base + "/" + value + ".tmpl")
-    if joined != base and not joined.startswith(base.rstrip("/") + "/"):
-        return None
-    return Path(joined)
-
-
-def template_text(models_path: Path, value: str) -> tuple[str, Path | None]:
-    """What LocalAI renders for a template setting: the .tmpl file's text if it exists, else the value."""
-    file = template_file(models_path, value)
-    try:
-        if file is not None and file.is_file():
-            return file.read_text(encoding="utf-8", errors="replace"), file
-    except (OSError, ValueError):  # an inline template is often longer than a file name may be
-        pass
-    return value, None
-
-
 class _Checker:
     def __init__(self, cfg: ModelConfig, file: Path | None, models_path: Path):
         self.cfg = cfg
@@ -69,12 +51,12 @@ class _Checker:
         self.models_path = Path(models_path)
         self.problems: list[Problem] = []
 
-    def add(self, path: str | None, level, message: str, hint: str = "") -> None:
+    def add(self, path: str | None, level, message: str, hint: str = "", *, localai_loads: bool = False) -> None:
         line, col = self.cfg.locations.get(path, (0, 0)) if path else (0, 0)
         if not line and self.cfg.source is not None:
             line, col = self.cfg.source.line, 0
         who = f"model `{self.cfg.name}`: " if self.cfg.name else ""
-        self.problems.append(Problem(self.file, line, col, level, who + message, hint))
+        self.problems.append(Problem(self.file, line, col, level, who + message, hint, localai_loads))
 
     def run(self) -> list[Problem]:
         c = self.cfg
@@ -120,47 +102,107 @@ class _Checker:
             if isinstance(name, str) and name and path_escapes(name):
                 self.add("download_files", "error", f"invalid file path `{name}` in `download_files`")
 
+    def add_at(self, path: str, file: Path | None, line: int, col: int, level, message: str,
+               hint: str = "") -> None:
+        """A problem at line:col (1-based; col 0 = unknown) of a template: in its .tmpl file, or
+        inside the YAML value when the template is written inline. LocalAI loads such a model."""
+        who = f"model `{self.cfg.name}`: " if self.cfg.name else ""
+        if file is not None:
+            self.problems.append(Problem(file, line, col, level, who + message, hint, True))
+            return
+        span = self.cfg.text_spans.get(path)
+        if span is None or not line:
+            self.add(path, level, message, hint, localai_loads=True)
+            return
+        yaml_line, yaml_col = span.locate(line, col)
+        self.problems.append(Problem(self.file, yaml_line, yaml_col, level, who + message, hint, True))
+
     def templates(self) -> None:
+        """Each template resolved, parsed and executed by the code that renders prompts."""
         t = self.cfg.template
         for kind in TEMPLATE_KINDS:
             value = getattr(t, kind)
             if not value:
                 continue
             path = f"template.{kind}"
-            if template_file(self.models_path, value) is None:
+            try:
+                text, file = template_source(self.models_path, value)
+            except TemplateOutsidePath:
                 self.add(path, "error", f"`{path}` names a template file outside the models path",
                          "LocalAI refuses it (\"template file outside path\"); keep .tmpl files in the models path")
                 continue
-            text, file = template_text(self.models_path, value)
+            except OSError as exc:
+                self.add(path, "error", f"`{path}`: cannot read the template file: {exc}")
+                continue
             if file is None and "{{" not in value and "\n" not in value and _NAME_LIKE.match(value):
                 self.add(path, "warning", f"`{path}: {value}` is used as literal prompt text, because "
                          f"{value}.tmpl does not exist in the models path",
                          f"create {self.models_path / (value + '.tmpl')} or write the template inline")
-            self.field_use(kind, text, path)
+            try:
+                parsed = template_cache.get(text)
+            except ParseError as exc:
+                self.add_at(path, file, exc.line, 0, "error", f"`{path}` does not parse: {exc}",
+                            "LocalAI fails on it for every request and falls back to the untemplated text")
+                continue
+            if self.field_use(kind, parsed, path, file):
+                self.execute(kind, parsed, path, file)
         self.stopwords()
 
-    def field_use(self, kind: str, text: str, path: str) -> None:
-        used = {m for action in _ACTION.findall(text) for m in _FIELD.findall(action)}
+    def field_use(self, kind: str, parsed, path: str, file: Path | None) -> bool:
+        """Warn about fields the template's data type lacks; False when it did."""
+        fields = parsed.root_fields()
+        wrong_names = _PROMPT_ONLY if kind == "chat_message" else _MESSAGE_ONLY
+        wrong = [(name, line, col) for name, line, col in fields if name in wrong_names]
+        if not wrong:
+            return True
+        names = list(dict.fromkeys(name for name, _, _ in wrong))
+        _, line, col = wrong[0]
         if kind == "chat_message":
-            wrong = [f for f in _PROMPT_ONLY if f in used]
-            if wrong:
-                self.add(path, "warning", f"`{path}` uses {_fields(wrong)}, which per-message templates do "
-                         "not have: LocalAI fails on it for every message and falls back to role prefix + content",
-                         "use .Content/.RoleName/.Role here; `.Input` belongs in `template.chat`")
-            return
-        wrong = [f for f in _MESSAGE_ONLY if f in used]
-        if wrong:
-            self.add(path, "warning", f"`{path}` uses {_fields(wrong)}, which only per-message templates have: "
-                     "LocalAI fails to render it on every request and sends the raw joined messages as the prompt",
-                     f"this is probably a per-message template: move it to `template.chat_message` "
-                     f"(and let `template.{kind}` wrap `{{{{.Input}}}}`, or drop it)")
+            self.add_at(path, file, line, col + 1, "warning",
+                        f"`{path}` uses {_fields(names)}, which per-message templates do not have: LocalAI "
+                        "fails on it for every message and falls back to role prefix + content",
+                        "use .Content/.RoleName/.Role here; `.Input` belongs in `template.chat`")
+        else:
+            self.add_at(path, file, line, col + 1, "warning",
+                        f"`{path}` uses {_fields(names)}, which only per-message templates have: LocalAI "
+                        "fails to render it on every request and sends the raw joined messages as the prompt",
+                        f"this is probably a per-message template: move it to `template.chat_message` "
+                        f"(and let `template.{kind}` wrap `{{{{.Input}}}}`, or drop it)")
+        return False
+
+    def execute(self, kind: str, parsed, path: str, file: Path | None) -> None:
+        """Render the template on a sample request's data, as serving would."""
+        c = self.cfg
+        data: object
+        if kind == "chat_message":
+            data = ChatMessageTemplateData(SystemPrompt=c.system_prompt, Role=str(c.roles.get("user", "")),
+                                           RoleName="user", Content="Hello", LastMessage=True)
+        else:
+            functions = None
+            if kind == "function":
+                functions = [Function(Name="get_weather", Description="Weather of a city",
+                                      Parameters={"type": "object",
+                                                  "properties": {"city": {"type": "string"}}})]
+            data = PromptTemplateData(SystemPrompt=c.system_prompt, Input="Hello", Functions=functions)
+        try:
+            parsed.execute(data)
+        except ExecError as exc:
+            self.add_at(path, file, exc.line, exc.col + 1 if exc.line else 0, "warning",
+                        f"`{path}` fails on a sample request: {exc}",
+                        "LocalAI then falls back to the untemplated text; `llamaslots prompt` shows what a "
+                        "request gets")
 
     def stopwords(self) -> None:
         c = self.cfg
         if c.stopwords or c.template.use_tokenizer_template:
             return
-        texts = [template_text(self.models_path, getattr(c.template, k))[0]
-                 for k in TEMPLATE_KINDS if getattr(c.template, k)]
+        texts = []
+        for kind in TEMPLATE_KINDS:
+            if getattr(c.template, kind):
+                try:
+                    texts.append(template_source(self.models_path, getattr(c.template, kind))[0])
+                except (TemplateOutsidePath, OSError):
+                    pass
         joined = "\n".join(texts)
         for marker, stops in _TURN_MARKERS:
             if marker in joined:
@@ -214,12 +256,17 @@ class _Checker:
             self.add("parameters.repeat_penalty", "warning",
                      "repeat_penalty has no effect without repeat_last_n (LocalAI sends repeat_last_n 0, "
                      "which turns the penalty off)", "set `parameters.repeat_last_n`, e.g. 64")
-        for name in ("cutstrings", "extract_regex"):
-            for pattern in getattr(c, name):
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    self.add(name, "warning", f"{name} pattern {pattern!r} does not compile: {exc}")
+        for name, index, exc in validate_postprocess(c):
+            pattern = getattr(c, name)[index]
+            if exc.unsupported:
+                self.add(name, "error", f"{name}[{index}] {pattern!r}: Go accepts it, but this server cannot "
+                         f"match it the same way ({exc.fragment})",
+                         "Unicode scripts like \\p{Han} are not available here; spell the ranges out",
+                         localai_loads=True)
+            else:
+                self.add(name, "error", f"{name}[{index}] {pattern!r} is not a Go regexp: {exc}",
+                         "LocalAI stops with a fatal error when a reply reaches this pattern; "
+                         "Go's regexp has no lookaround or backreferences", localai_loads=True)
 
 
 def _fields(names: list[str]) -> str:

@@ -13,7 +13,7 @@ import yaml
 
 from compat.config_schema import (
     FLASH_ATTENTION_VALUES, KNOWN_USECASES, FunctionsConfig, GrammarConfig, ModelConfig,
-    PredictionOptions, TemplateConfig,
+    PredictionOptions, TemplateConfig, TextSpan,
 )
 from compat.problems import Problem
 from compat.yamlsource import is_null, pos, to_python
@@ -68,6 +68,7 @@ class _Decoder:
         self.fatal: list[Problem] = []
         self.notes: list[Problem] = []
         self.locations: dict[str, tuple[int, int]] = {}
+        self.text_spans: dict[str, TextSpan] = {}
         self._loader = yaml.SafeLoader("")
 
     # --- problems ---------------------------------------------------------------------------
@@ -98,6 +99,8 @@ class _Decoder:
                 self.unknown_key(key, key_node, value_node, prefix)
                 continue
             self.locations[path] = pos(key_node)
+            if isinstance(value_node, yaml.ScalarNode):
+                self.text_spans[path] = _text_span(value_node)
             value = self.value(hints[key], value_node, path, f.metadata.get("decode"))
             if value is not _SKIP:
                 setattr(obj, key, value)
@@ -297,10 +300,28 @@ def decode_model(node: yaml.Node, file: Path | None) -> DecodeResult:
     decoder = _Decoder(file)
     config = decoder.dataclass_from(ModelConfig, node, "")
     config.locations = decoder.locations
+    config.text_spans = decoder.text_spans
     return DecodeResult(config, decoder.fatal, decoder.notes)
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+def _text_span(node: yaml.ScalarNode) -> TextSpan:
+    line, col = pos(node)
+    if node.style in ("|", ">"):
+        # The node starts at the indicator; its text starts on the next line, at the
+        # indentation of its first non-empty line.
+        buffer = getattr(node.start_mark, "buffer", None) or ""
+        lines = buffer.split("\n")
+        indent, first = 0, line  # index of the first text line (0-based = line)
+        for k in range(line, len(lines)):
+            if lines[k].strip():
+                indent = len(lines[k]) - len(lines[k].lstrip(" "))
+                break
+        return TextSpan(first + 1, indent + 1, True)
+    quote = 1 if node.style in ("'", '"') else 0
+    return TextSpan(line, col + quote, False)
+
 
 def _key(node: yaml.Node) -> str:
     return node.value if isinstance(node, yaml.ScalarNode) else str(to_python(node))

@@ -1,7 +1,6 @@
 """LocalAI's model config schema as typed dataclasses: YAML key names, Go pointer semantics, defaults."""
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,21 +24,6 @@ KNOWN_USECASES = (
     "realtime_audio", "any",
 )
 
-# What SetDefaults fills in (core/config, current LocalAI) for values the YAML leaves absent.
-DEFAULT_TEMPERATURE = 0.9
-DEFAULT_TOP_P = 0.95
-DEFAULT_TOP_K = 40
-DEFAULT_MIN_P = 0.0
-DEFAULT_TYPICAL_P = 1.0
-DEFAULT_TFZ = 1.0
-DEFAULT_SEED = -1
-DEFAULT_MIROSTAT = 0
-DEFAULT_MIROSTAT_TAU = 5.0
-DEFAULT_MIROSTAT_ETA = 0.1
-DEFAULT_BATCH = 512
-DEFAULT_GPU_LAYERS = 99999999
-DEFAULT_THREADS = 4
-DEFAULT_SLOTS = 4
 DEFAULT_JOIN = "\n"
 
 
@@ -91,20 +75,6 @@ class PredictionOptions:
     encoding_format: str = ""
     pooling: str = field(default="", metadata=_V4_FEATURE)
     pooling_half_life_tokens: Any = field(default=None, metadata=_V4_FEATURE)
-
-    def resolved(self) -> PredictionOptions:
-        """A copy with LocalAI's SetDefaults applied to absent sampling values."""
-        out = copy.deepcopy(self)
-        out.temperature = _or(out.temperature, DEFAULT_TEMPERATURE)
-        out.top_p = _or(out.top_p, DEFAULT_TOP_P)
-        out.top_k = _or(out.top_k, DEFAULT_TOP_K)
-        out.min_p = _or(out.min_p, DEFAULT_MIN_P)
-        out.typical_p = _or(out.typical_p, DEFAULT_TYPICAL_P)
-        out.tfz = _or(out.tfz, DEFAULT_TFZ)
-        out.seed = _or(out.seed, DEFAULT_SEED)
-        if out.batch == 0:
-            out.batch = DEFAULT_BATCH
-        return out
 
 
 @dataclass
@@ -174,6 +144,25 @@ class FunctionsConfig:
     xml_format: Any = field(default=None, metadata=_NO_TOOL_CALLS)
     automatic_tool_parsing_fallback: bool = field(default=False, metadata=_NO_TOOL_CALLS)
     disable_peg_parser: bool = field(default=False, metadata=_NO_TOOL_CALLS)
+
+
+@dataclass(frozen=True)
+class TextSpan:
+    """Where a string value sits in its YAML file, to turn a line:col inside the value into one
+    in the file. Exact for block scalars (`|`, `|-`), whose lines are the file's lines; for a
+    quoted or plain scalar only its first line is mapped exactly."""
+
+    line: int  # 1-based line of the value's first character (block scalar: its first text line)
+    col: int  # 1-based column of that character
+    block: bool
+
+    def locate(self, line: int, col: int) -> tuple[int, int]:
+        """(file line, file col) of 1-based (line, col) inside the value; col 0 = unknown."""
+        if self.block:
+            return self.line + line - 1, (self.col + col - 1) if col else 0
+        if line <= 1:
+            return self.line, (self.col + col - 1) if col else 0
+        return self.line + line - 1, 0
 
 
 @dataclass(frozen=True)
@@ -342,6 +331,9 @@ class ModelConfig:
     # Dotted YAML path -> (line, col) of every key the YAML set, e.g. "parameters.model".
     locations: dict[str, tuple[int, int]] = field(
         default_factory=dict, compare=False, repr=False, metadata={"yaml": False})
+    # Dotted YAML path -> where a text value's own characters start, to point into it.
+    text_spans: dict[str, "TextSpan"] = field(
+        default_factory=dict, compare=False, repr=False, metadata={"yaml": False})
 
     def option(self, name: str) -> str | None:
         """Value of a llama-cpp `options:` entry by any of its spellings; the last entry wins."""
@@ -366,12 +358,6 @@ class ModelConfig:
         except ValueError:
             return default
 
-    def parallel_slots(self, llamacpp_parallel: int | None = None) -> int:
-        """Slots this server gives the model: `options: parallel:N`, else LLAMACPP_PARALLEL,
-        else llama-server's default of 4 (LocalAI defaults to 1, i.e. no batching)."""
-        n = self.option_int("parallel") or llamacpp_parallel or DEFAULT_SLOTS
-        return max(n, 1)
-
     @property
     def kv_unified(self) -> bool:
         """One KV pool shared by all slots (each request may use all of context_size) unless
@@ -386,23 +372,4 @@ class ModelConfig:
         """Whether the YAML set this dotted key (e.g. "parameters.temperature", "mmap")."""
         return path in self.locations
 
-    def resolved(self, *, threads: int | None = None, f16: bool = False,
-                 context_size: int | None = None) -> ModelConfig:
-        """A copy with LocalAI's SetDefaults applied; arguments are the server's CLI values."""
-        out = copy.deepcopy(self)
-        out.parameters = self.parameters.resolved()
-        out.threads = self.threads or threads or DEFAULT_THREADS
-        out.f16 = f16 if self.f16 is None else self.f16
-        if out.context_size is None and context_size:
-            out.context_size = context_size
-        out.mirostat = _or(out.mirostat, DEFAULT_MIROSTAT)
-        out.mirostat_tau = _or(out.mirostat_tau, DEFAULT_MIROSTAT_TAU)
-        out.mirostat_eta = _or(out.mirostat_eta, DEFAULT_MIROSTAT_ETA)
-        out.gpu_layers = _or(out.gpu_layers, DEFAULT_GPU_LAYERS)
-        # Current LocalAI (v4.3+) caches prompts unless the config says otherwise.
-        out.prompt_cache_all = _or(out.prompt_cache_all, True)
-        return out
 
-
-def _or(value, default):
-    return default if value is None else value

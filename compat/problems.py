@@ -20,6 +20,9 @@ class Problem:
     level: Level
     message: str
     hint: str = ""
+    # An error LocalAI itself loads the model with (and fails on later, per request): `run`
+    # refuses to start on it, but tools that show what LocalAI would do keep the model.
+    localai_loads: bool = False
 
     def __str__(self) -> str:
         where = str(self.file) if self.file is not None else "<config>"

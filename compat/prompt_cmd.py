@@ -14,7 +14,7 @@ from compat.prompt import (
     PromptRequestError, build_chat_prompt, build_completion_prompt, completion_prompts,
     gguf_tokenizer_template,
 )
-from compat.requests import unknown_request_fields
+from compat.request_params import unknown_request_fields
 
 
 def _parser() -> argparse.ArgumentParser:

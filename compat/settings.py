@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
+
+from compat.model_settings import ServerDefaults
 
 # Ours listens on :40080 (the field note's address), not LocalAI's :8080.
 DEFAULT_ADDRESS = "0.0.0.0:40080"
@@ -288,34 +289,10 @@ class ServerSettings:
         """0 = no limit. --single-active-backend is max-active-backends 1 (LocalAI v3.9+)."""
         return 1 if self.single_active_backend else self.max_active_backends
 
-    @property
-    def effective_threads(self) -> int:
-        return self.threads if self.threads else physical_cores()
-
-
-def physical_cores() -> int:
-    """Physical CPU cores (LocalAI's --threads default), logical count when unknown."""
-    try:
-        seen = set()
-        physical = core = None
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "physical id":
-                    physical = value.strip()
-                elif key == "core id":
-                    core = value.strip()
-                elif not key and core is not None:
-                    seen.add((physical, core))
-                    physical = core = None
-        if core is not None:
-            seen.add((physical, core))
-        if seen:
-            return len(seen)
-    except OSError:
-        pass
-    return os.cpu_count() or 4
+    def model_defaults(self) -> ServerDefaults:
+        """What model configs that leave these unset get from this server."""
+        return ServerDefaults(threads=self.threads, context_size=self.context_size,
+                              parallel=self.llamacpp_parallel)
 
 
 def _flag_type(flag: Flag):
@@ -344,6 +321,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(*flag.flags, type=_flag_type(flag), **kwargs)
     parser.add_argument("model_urls", nargs="*", default=None, metavar="MODEL_URL",
                         help="model config URLs to install (accepted; not downloaded here)")
+
+
+def settings_from_env(environ: Mapping[str, str]) -> ServerSettings:
+    """The settings the environment alone gives (tools that take no `run` flags)."""
+    return settings_from_args(argparse.Namespace(), environ)
 
 
 def settings_from_args(ns: argparse.Namespace, environ: Mapping[str, str]) -> ServerSettings:

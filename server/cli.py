@@ -48,7 +48,7 @@ def cmd_run(argv: list[str]) -> int:
         settings = settings_from_args(parser.parse_args(argv), os.environ)
     except SettingsError as exc:
         parser.error(str(exc))
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.effective_log_level)
     for note in not_acted_on(settings):
         log.info("accepted but not acted on: %s", note)
 
@@ -82,9 +82,7 @@ def cmd_run(argv: list[str]) -> int:
 
     policy = ManagerPolicy(
         max_active=settings.effective_max_active_backends,
-        threads=settings.threads,
-        context_size=settings.context_size,
-        parallel=settings.llamacpp_parallel,
+        defaults=settings.model_defaults(),
         idle_timeout=settings.watchdog_idle_timeout if settings.enable_watchdog_idle else None,
         watchdog_interval=settings.watchdog_interval,
         preload=tuple(settings.load_to_memory),

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import AsyncIterator
 
 from server.engine.engine import Engine
-from server.engine.runtime import RuntimeOptions, physical_cores
+from compat.model_settings import ServerDefaults, load_settings
 from server.engine.types import Event, Failed, Finished, GenerateRequest, ModelInfo
 from server.errors import ModelLoadFailed, ModelNotFound, ServerBusy
 from server.worker import WorkerEngine
@@ -23,10 +23,8 @@ class ManagerPolicy:
     # How many models may be resident at once (0 = no limit); LocalAI's
     # --single-active-backend is 1.
     max_active: int = 0
-    threads: int | None = None
-    context_size: int | None = None
-    # LLAMACPP_PARALLEL, used when the model's options do not say.
-    parallel: int | None = None
+    # Threads, context size and slots for configs that leave them unset.
+    defaults: ServerDefaults = ServerDefaults()
     # "process": each model in its own worker process (crash isolation, real unloads);
     # "thread": in this process (for tools and tests of the engine itself).
     isolation: str = "process"
@@ -38,47 +36,6 @@ class ManagerPolicy:
     # How long a swap lets the model it unloads keep taking new requests (LocalAI v3.9+
     # waits up to 30 x 1 s for a busy model before loading anyway).
     swap_grace: float = 30.0
-
-
-def runtime_options(cfg, models_path: Path, policy: ManagerPolicy) -> RuntimeOptions:
-    """LocalAI's config fields -> llama.cpp load settings (LocalAI's core/backend/options.go).
-
-    Slots: `options: [parallel:N]`, else LLAMACPP_PARALLEL, else llama-server's 4. The
-    KV cache is unified unless `options: [kv_unified:false]` asks for LocalAI's split.
-    """
-    n_slots = cfg.parallel_slots(policy.parallel)
-    for field_name in ("f16", "low_vram", "numa"):
-        if getattr(cfg, field_name, False):
-            # As in LocalAI's llama-cpp backend; the KV cache is f16 by default anyway.
-            log.debug("model %s: `%s` is accepted and has no effect", cfg.name, field_name)
-    batch = cfg.parameters.batch or 512
-    ubatch = cfg.option_int("n_ubatch")
-    split = cfg.tensor_split or ""
-    tensor_split = tuple(float(x) for x in split.replace("/", ",").split(",") if x.strip())
-    return RuntimeOptions(
-        model_path=cfg.model_file(models_path),
-        n_ctx=cfg.context_size if cfg.context_size and cfg.context_size > 0 else policy.context_size,
-        n_slots=n_slots,
-        kv_unified=cfg.kv_unified,
-        n_batch=batch,
-        n_ubatch=ubatch or batch,
-        n_threads=cfg.threads or policy.threads or physical_cores(),
-        n_gpu_layers=cfg.gpu_layers if cfg.gpu_layers is not None else 99999999,
-        use_mmap=cfg.mmap,
-        use_mlock=cfg.mmlock,
-        flash_attention=cfg.flash_attention or "auto",
-        cache_type_k=cfg.cache_type_k or None,
-        cache_type_v=cfg.cache_type_v or None,
-        tensor_split=tensor_split,
-        main_gpu=int(cfg.main_gpu) if cfg.main_gpu else 0,
-        embeddings=bool(cfg.embeddings),
-        cache_ram_mib=_cache_ram(cfg.option_int("cache_ram")),
-    )
-
-
-def _cache_ram(mib: int | None) -> int:
-    # LocalAI's -1 (and absent) means llama-server's default.
-    return RuntimeOptions.cache_ram_mib if mib is None or mib < 0 else mib
 
 
 class ModelHandle:
@@ -311,8 +268,12 @@ class ModelManager:
             victim = self._lru[0]
             await self._drain(victim)
             await self._unload(victim)
+        for field_name in ("f16", "low_vram", "numa"):
+            if getattr(cfg, field_name, False):
+                # As in LocalAI's llama-cpp backend; check-config lists them too.
+                log.debug("model %s: `%s` is accepted and has no effect", cfg.name, field_name)
         try:
-            opts = runtime_options(cfg, self._models_path, self.policy)
+            opts = load_settings(cfg, self._models_path, self.policy.defaults)
         except (ValueError, OSError) as exc:
             raise ModelLoadFailed(name, str(exc)) from exc
         log.info("loading model %s from %s (%d slots, kv_unified=%s)", name, opts.model_path, opts.n_slots, opts.kv_unified)

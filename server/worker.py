@@ -14,7 +14,7 @@ import threading
 from concurrent.futures import Future
 from typing import Callable
 
-from server.engine.runtime import RuntimeOptions
+from compat.model_settings import LoadSettings
 from server.engine.types import Event, Failed, GenerateRequest, ModelInfo, TextDelta
 from server.errors import EngineFailed, LlamaslotsError, ModelLoadFailed
 
@@ -31,7 +31,7 @@ _SIGNAL_HINTS = {
 _CALLS = {"tokenize", "embed", "stats"}
 
 
-def worker_main(conn, opts: RuntimeOptions, name: str, log_level: int) -> None:
+def worker_main(conn, opts: LoadSettings, name: str, log_level: int) -> None:
     """Entry point of the worker process: runs an Engine and relays its events."""
     logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s [{name}] %(name)s: %(message)s")
     from server.engine.engine import Engine
@@ -103,7 +103,7 @@ class WorkerEngine:
     results. If the worker dies, every request and call in flight fails with the reason.
     """
 
-    def __init__(self, opts: RuntimeOptions, *, name: str, load_timeout: float = 600.0):
+    def __init__(self, opts: LoadSettings, *, name: str, load_timeout: float = 600.0):
         self.name = name
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()

@@ -22,22 +22,24 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(config: Path, models: Path, log_path: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+def running_server(config: Path, models: Path, log_path: Path, env: dict[str, str] | None = None,
+                   args: tuple[str, ...] = ()) -> Iterator[str]:
     """Yields the base URL once /readyz answers 200; stops the server afterwards."""
-    with server_process(config, models, log_path, env) as (base, _):
+    with server_process(config, models, log_path, env, args) as (base, _):
         yield base
 
 
 @contextlib.contextmanager
 def server_process(
     config: Path, models: Path, log_path: Path, env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """Like running_server, also yielding the process (for tests that signal it)."""
     port = free_port()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "server.cli", "run", "--config-file", str(config),
-             "--models-path", str(models), "--address", f"127.0.0.1:{port}"],
+             "--models-path", str(models), "--address", f"127.0.0.1:{port}", *args],
             stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **(env or {})},
         )
         base = f"http://127.0.0.1:{port}"

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parent.parent
 # A byte-for-byte copy of ../shared/seed/config.yaml (the field note's config).
 SEED = ROOT / "tests" / "compat" / "data" / "seed-config.yaml"
@@ -55,3 +57,35 @@ def test_every_example_config_checks_clean(tmp_path):
         assert r.returncode in (0, 1), (config, r.stdout, r.stderr)
         problems = [line for line in (r.stdout + r.stderr).splitlines() if ": warning:" in line or ": error:" in line]
         assert all("is not in the models path" in p for p in problems), (config, problems)
+
+
+@pytest.mark.parametrize("how", [("--debug",), ("--log-level", "debug"), "LOCALAI_LOG_LEVEL", "DEBUG"])
+def test_debug_logging_shows_the_prompt(tmp_path, demo_gguf, how):
+    import httpx
+
+    from tests.serving import running_server
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"- name: demo\n  context_size: 256\n  threads: 1\n  parameters:\n    model: {demo_gguf.name}\n")
+    args, env = (how, {}) if isinstance(how, tuple) else ((), {how: "debug" if how != "DEBUG" else "true"})
+    log = tmp_path / "server.log"
+    with running_server(config, demo_gguf.parent, log, env=env, args=args) as base:
+        r = httpx.post(base + "/v1/chat/completions", timeout=60,
+                       json={"model": "demo", "messages": [{"role": "user", "content": "marker-5b1f"}]})
+        assert r.status_code == 200, r.text
+    text = log.read_text()
+    assert "DEBUG" in text and "prompt for model demo" in text and "marker-5b1f" in text, text[-2000:]
+
+
+def test_info_logging_hides_debug_lines(tmp_path, demo_gguf):
+    import httpx
+
+    from tests.serving import running_server
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"- name: demo\n  context_size: 256\n  threads: 1\n  parameters:\n    model: {demo_gguf.name}\n")
+    log = tmp_path / "server.log"
+    with running_server(config, demo_gguf.parent, log, args=("--debug", "--log-level", "info")) as base:
+        httpx.post(base + "/v1/chat/completions", timeout=60,
+                   json={"model": "demo", "messages": [{"role": "user", "content": "marker-5b1f"}]})
+    assert "DEBUG" not in log.read_text()

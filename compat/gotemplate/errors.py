@@ -17,6 +17,12 @@ class ParseError(TemplateError):
 class ExecError(TemplateError):
     """Execution failed; message like Go's "template: name:line:col: executing ... at <...>: ..."."""
 
+    def __init__(self, message: str, line: int = 0, col: int = 0):
+        super().__init__(message)
+        # Where in the template text (1-based; 0 when Go names no place).
+        self.line = line
+        self.col = col
+
 
 class FuncError(Exception):
     """A template function's returned error (reported as "error calling NAME: MSG")."""

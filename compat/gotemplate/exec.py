@@ -49,7 +49,10 @@ class State:
         if node is None:
             raise ExecError(f"template: {self.tname}: {msg}")
         location, context = self.tmpl.error_context(node)
-        raise ExecError(f'template: {location}: executing "{self.tname}" at <{context}>: {msg}')
+        _, _, where = location.rpartition(self.tname + ":")
+        line, _, col = where.partition(":")
+        raise ExecError(f'template: {location}: executing "{self.tname}" at <{context}>: {msg}',
+                        int(line) if line.isdigit() else 0, int(col) if col.isdigit() else 0)
 
     # ---- variables ------------------------------------------------------
     def var_value(self, name: str):

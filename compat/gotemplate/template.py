@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from . import nodes
 from .errors import ExecError, ParseError, TemplateError
 from .exec import State
 from .funcs import BUILTINS, FuncSpec
@@ -54,6 +55,59 @@ class Template:
         col = pos if nl < 0 else pos - (nl + 1)
         line = 1 + head.count(b"\n")
         return f"{self.name}:{line}:{col}", str(node)
+
+
+    def root_fields(self) -> list[tuple[str, int, int]]:
+        """(field, line, col) of every `.Field` (and `$.Field`) read from the data the template
+        is executed with, in any branch, whether or not it runs; col is Go's 0-based byte column.
+
+        Inside `range` and `with` bodies dot is something else, so only `$.Field` counts there.
+        """
+        found: list[tuple[str, int, int]] = []
+
+        def where(node) -> tuple[int, int]:
+            location, _ = self.error_context(node)
+            _, line, col = location.rsplit(":", 2)
+            return int(line), int(col)
+
+        def pipe(p, dot_is_root: bool) -> None:
+            if p is None:
+                return
+            for cmd in p.cmds:
+                for arg in cmd.args:
+                    operand(arg, dot_is_root)
+
+        def operand(arg, dot_is_root: bool) -> None:
+            if isinstance(arg, nodes.FieldNode):
+                if dot_is_root:
+                    found.append((arg.ident[0], *where(arg)))
+            elif isinstance(arg, nodes.VariableNode):
+                if arg.ident[0] == "$" and len(arg.ident) > 1:
+                    found.append((arg.ident[1], *where(arg)))
+            elif isinstance(arg, nodes.ChainNode):
+                operand(arg.node, dot_is_root)
+            elif isinstance(arg, nodes.PipeNode):
+                pipe(arg, dot_is_root)
+
+        def walk(node, dot_is_root: bool) -> None:
+            if node is None:
+                return
+            if isinstance(node, nodes.ListNode):
+                for child in node.nodes:
+                    walk(child, dot_is_root)
+            elif isinstance(node, nodes.ActionNode):
+                pipe(node.pipe, dot_is_root)
+            elif isinstance(node, nodes.IfNode):
+                pipe(node.pipe, dot_is_root)
+                walk(node.list, dot_is_root and node.keyword == "if")
+                walk(node.else_list, dot_is_root)
+            elif isinstance(node, nodes.TemplateNode):
+                pipe(node.pipe, dot_is_root)
+
+        tree = self.trees.get(self.name)
+        if tree is not None:
+            walk(tree.root, True)
+        return found
 
 
 def parse(text: str, name: str = "prompt", funcs: dict[str, FuncSpec] | None = None) -> Template:

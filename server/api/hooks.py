@@ -15,7 +15,7 @@ class StreamPostprocessor(Protocol):
 class CompatFunctions:
     """What the HTTP layer needs from `compat`; tests may pass their own to isolate the routes.
 
-    Signatures are those of compat.prompt / compat.requests / compat.postprocess.
+    Signatures are those of compat.prompt / compat.request_params / compat.postprocess.
     """
 
     build_chat_prompt: Callable[..., Any]  # (config, models_path, request, *, tokenizer_template)
@@ -42,7 +42,7 @@ class CompatFunctions:
             build_chat_prompt,
             build_completion_prompt,
         )
-        from compat.requests import (
+        from compat.request_params import (
             RequestFieldError,
             ignored_request_fields,
             merge_generation_params,

@@ -14,7 +14,7 @@ import llama_cpp as lc
 import numpy as np
 
 from server.engine.detok import TextAssembler
-from server.engine.runtime import LlamaRuntime, RuntimeOptions
+from server.engine.runtime import LlamaRuntime, LoadSettings
 from server.engine.sampling import SamplerChain
 from server.engine.scheduler import BatchEntry, KvBudget, Scheduler
 from server.engine.slot import Job, Slot, SlotState
@@ -69,7 +69,7 @@ class Engine:
     request's sink, called on the engine thread.
     """
 
-    def __init__(self, opts: RuntimeOptions, *, name: str = "model", after_step: Callable[[], None] | None = None):
+    def __init__(self, opts: LoadSettings, *, name: str = "model", after_step: Callable[[], None] | None = None):
         self.name = name
         # Called on the engine thread after every loop turn: lets a worker send one
         # message per step instead of one per token.
@@ -115,7 +115,7 @@ class Engine:
         self._thread.join(timeout)
 
     # -- engine thread ---------------------------------------------------------------
-    def _main(self, opts: RuntimeOptions) -> None:
+    def _main(self, opts: LoadSettings) -> None:
         try:
             self.rt = LlamaRuntime(opts)
         except BaseException as exc:  # reported to the constructor's caller

@@ -4,13 +4,12 @@ from __future__ import annotations
 import collections
 import ctypes
 import logging
-import os
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import llama_cpp as lc
 
+from compat.model_settings import LoadSettings
 from server.errors import ModelLoadFailed
 
 log = logging.getLogger("llamaslots.runtime")
@@ -63,57 +62,9 @@ def _recent_errors(since: int) -> str:
     return "; ".join(keep[-5:])
 
 
-def physical_cores() -> int:
-    n = os.cpu_count() or 1
-    try:
-        cores = set()
-        with open("/proc/cpuinfo") as f:
-            phys = core = None
-            for line in f:
-                if line.startswith("physical id"):
-                    phys = line.split(":")[1].strip()
-                elif line.startswith("core id"):
-                    core = line.split(":")[1].strip()
-                elif not line.strip():
-                    if core is not None:
-                        cores.add((phys, core))
-                    phys = core = None
-        return max(1, len(cores)) if cores else n
-    except OSError:
-        return n
-
-
 _FLASH = {"auto": -1, "on": 1, "off": 0}
 EMBED_SEQS = 4
 _KV_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8, "iq4_nl": 20, "bf16": 30}
-
-
-@dataclass(frozen=True)
-class RuntimeOptions:
-    """Load-time settings of one model, already resolved from its config."""
-
-    model_path: Path
-    n_ctx: int | None = None  # None -> the model's trained context, capped
-    n_slots: int = 4
-    kv_unified: bool = True
-    n_batch: int = 512
-    n_ubatch: int = 512
-    n_threads: int = field(default_factory=physical_cores)
-    n_threads_batch: int | None = None
-    n_gpu_layers: int = 99999999
-    use_mmap: bool = True
-    use_mlock: bool = False
-    flash_attention: str = "auto"
-    cache_type_k: str | None = None
-    cache_type_v: str | None = None
-    tensor_split: tuple[float, ...] = ()
-    main_gpu: int = 0
-    embeddings: bool = False
-    # Host memory for idle slots' prompt caches moved out of a unified KV cache (MiB; 0 keeps
-    # them in the KV cache). llama-server's --cache-ram default; LocalAI's `cache_ram` option.
-    cache_ram_mib: int = 8192
-    # Upper bound when context_size is absent (LocalAI v4.6.1: min(n_ctx_train, 8192)).
-    default_ctx_cap: int = 8192
 
 
 def _load_mode(mmap: bool, mlock: bool) -> int:
@@ -129,7 +80,7 @@ def _load_mode(mmap: bool, mlock: bool) -> int:
 class LlamaRuntime:
     """A loaded model and its one context. Owned by the engine thread after construction."""
 
-    def __init__(self, opts: RuntimeOptions):
+    def __init__(self, opts: LoadSettings):
         init_backend()
         self.opts = opts
         path = Path(opts.model_path)
@@ -156,9 +107,8 @@ class LlamaRuntime:
         self.n_ctx_train = lc.llama_model_n_ctx_train(self.model)
         self.n_embd = lc.llama_model_n_embd(self.model)
 
-        n_ctx = opts.n_ctx
-        if not n_ctx or n_ctx <= 0:
-            n_ctx = min(self.n_ctx_train or 4096, opts.default_ctx_cap)
+        n_ctx = opts.context_for(self.n_ctx_train)
+        if not opts.n_ctx:
             log.info("%s: no context_size set; using %d (trained %d)", path.name, n_ctx, self.n_ctx_train)
         # Sequences of their own for embeddings, so they never wait for a generation slot
         # and several inputs are pooled per sequence in one decode. A split cache gives

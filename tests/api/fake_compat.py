@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compat.postprocess import StreamPostprocessor, postprocess_reply
-from compat.requests import (
+from compat.request_params import (
     RequestFieldError,
     ignored_request_fields,
     merge_generation_params,

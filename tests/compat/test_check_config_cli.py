@@ -82,3 +82,82 @@ def test_tool_call_settings_are_listed_as_without_effect(tmp_path):
     assert "tool-call grammars and parsing are not implemented" in lines["function.response_regex"]
     # It shapes the prompt (no extra `answer` function), so it is not listed as without effect.
     assert "function.disable_no_action" not in lines
+
+
+# --- check-config runs the serving code (issue: one source of truth) ------------------------------
+
+def test_go_invalid_regex_is_an_error_and_go_valid_named_group_is_clean(tmp_path):
+    models = models_dir(tmp_path, "m.gguf")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- name: m\n  parameters: {model: m.gguf}\n  cutstrings:\n    - '(?=x)a'\n")
+    code, out = run([bad, "--models-path", models])
+    assert code == 2, out
+    assert "bad.yaml:3:3: error: model `m`: cutstrings[0] '(?=x)a' is not a Go regexp" in out
+    assert "invalid or unsupported Perl syntax: `(?=`" in out
+    good = tmp_path / "good.yaml"
+    good.write_text("- name: m\n  parameters: {model: m.gguf}\n  extract_regex: ['(?<n>a)']\n")
+    code, out = run([good, "--models-path", models])
+    assert code == 0, out
+
+
+def test_inline_template_that_does_not_parse_is_an_error_at_its_line(tmp_path):
+    models = models_dir(tmp_path, "m.gguf")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text('- name: m\n  parameters: {model: m.gguf}\n  template: {chat: "{{ .Input "}\n')
+    code, out = run([cfg, "--models-path", models])
+    assert code == 2, out
+    assert "c.yaml:3:" in out and "`template.chat` does not parse: template: prompt:1: unclosed action" in out
+
+
+def test_block_template_error_points_into_the_block(tmp_path):
+    models = models_dir(tmp_path, "m.gguf")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("- name: m\n  parameters: {model: m.gguf}\n  template:\n    chat: |\n"
+                   "      line one {{.Input}}\n      line two {{ nosuch }}\n")
+    code, out = run([cfg, "--models-path", models])
+    assert code == 2, out
+    # Go's parse errors name a line, not a column: line 2 of the template is line 6 of the file.
+    assert 'c.yaml:6: error: model `m`: `template.chat` does not parse: template: prompt:2: function "nosuch" not defined' in out
+
+
+def test_template_that_fails_when_executed_warns_with_its_position(tmp_path):
+    models = models_dir(tmp_path, "m.gguf")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("- name: m\n  parameters: {model: m.gguf}\n  template:\n    chat: |\n"
+                   "      {{.Input}}\n      {{ index .Functions 0 }}\n")
+    code, out = run([cfg, "--models-path", models])
+    assert code == 1, out
+    assert "c.yaml:6:10: warning: model `m`: `template.chat` fails on a sample request" in out
+    assert "error calling index" in out
+
+
+def test_template_file_errors_name_the_tmpl_file(tmp_path):
+    models = models_dir(tmp_path, "m.gguf")
+    (models / "chat.tmpl").write_text("ok\n{{if .Input}}\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("- name: m\n  parameters: {model: m.gguf}\n  template: {chat: chat}\n")
+    code, out = run([cfg, "--models-path", models])
+    assert code == 2, out
+    assert f"{models / 'chat.tmpl'}:3: error: model `m`: `template.chat` does not parse" in out
+
+
+def test_effective_settings_are_the_ones_run_loads(tmp_path, gguf_path):
+    from compat.config import load_configs
+    from compat.model_settings import load_settings
+    from compat.settings import settings_from_env
+
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "m.gguf").write_bytes(gguf_path("spm-random").read_bytes())
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("- name: m\n  parameters: {model: m.gguf}\n")
+    env = {"LOCALAI_THREADS": "3", "LLAMACPP_PARALLEL": "6"}
+    code, out = run([cfg, "--models-path", models], env=env)
+    load = load_settings(load_configs(cfg, models).models["m"], models,
+                         settings_from_env(env).model_defaults())
+    assert (load.n_threads, load.n_slots) == (3, 6)
+    shown = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.startswith("  ")}
+    assert (shown["threads"], shown["slots"]) == ("3", "6")
+    # No context_size: the GGUF's trained context, capped as the runtime caps it.
+    assert shown["context_size"] == str(load.context_for(2048))
+    assert "(from the GGUF: trained 2048, capped at 8192)" in out

@@ -90,8 +90,11 @@ def test_yaml_v3_typing_rules(tmp_path):
     assert m.mmap is False and m.mmlock is True and m.main_gpu == "0"
     assert m.flash_attention == "on" and m.context_size == 4096
     # Explicit 0 is kept (greedy); absent stays None until defaults are applied.
-    assert m.parameters.temperature == 0.0 and m.parameters.resolved().temperature == 0.0
-    assert m.parameters.top_p is None and m.parameters.resolved().top_p == 0.95
+    from compat.request_params import merge_generation_params
+
+    sampling = merge_generation_params(m, {}, endpoint="chat").sampling
+    assert m.parameters.temperature == 0.0 and sampling.temperature == 0.0
+    assert m.parameters.top_p is None and sampling.top_p == 0.95
     assert m.parameters.logprobs is True
     assert m.template.join_chat_messages_by_character == "" and m.template.join_character == ""
     assert ModelConfig().template.join_character == "\n"
@@ -295,22 +298,27 @@ def test_option_parsing_and_aliases():
 
 
 def test_parallel_slots_resolution():
-    assert ModelConfig(options=["parallel:2"]).parallel_slots(8) == 2  # the model's option wins
-    assert ModelConfig().parallel_slots(8) == 8  # then LLAMACPP_PARALLEL
-    assert ModelConfig().parallel_slots(None) == 4  # then llama-server's default (LocalAI: 1)
+    from compat.model_settings import slot_count
+
+    assert slot_count(ModelConfig(options=["parallel:2"]), 8) == 2  # the model's option wins
+    assert slot_count(ModelConfig(), 8) == 8  # then LLAMACPP_PARALLEL
+    assert slot_count(ModelConfig(), None) == 4  # then llama-server's default (LocalAI: 1)
     assert ModelConfig().kv_unified is True
     assert ModelConfig(options=["kv_unified:false"]).kv_unified is False
 
 
-def test_resolved_applies_localai_defaults():
-    m = ModelConfig(f16=None, threads=None).resolved(threads=8, f16=True, context_size=1024)
-    assert (m.threads, m.f16, m.context_size) == (8, True, 1024)
-    assert (m.mirostat, m.mirostat_tau, m.mirostat_eta) == (0, 5.0, 0.1)
-    assert m.gpu_layers == 99999999
-    p = m.parameters
-    assert (p.temperature, p.top_p, p.top_k, p.min_p, p.typical_p, p.seed, p.batch) == (0.9, 0.95, 40, 0.0, 1.0, -1, 512)
-    own = ModelConfig(threads=2, f16=False, context_size=4095).resolved(threads=8, f16=True, context_size=1024)
-    assert (own.threads, own.f16, own.context_size) == (2, False, 4095)
+def test_localai_defaults_come_from_the_serving_functions(tmp_path):
+    from compat.model_settings import ServerDefaults, load_settings
+    from compat.request_params import merge_generation_params
+
+    server = ServerDefaults(threads=8, context_size=1024)
+    load = load_settings(ModelConfig(threads=None), tmp_path, server)
+    assert (load.n_threads, load.n_ctx, load.n_gpu_layers, load.n_batch) == (8, 1024, 99999999, 512)
+    s = merge_generation_params(ModelConfig(), {}, endpoint="chat").sampling
+    assert (s.temperature, s.top_p, s.top_k, s.min_p, s.typical_p, s.seed) == (0.9, 0.95, 40, 0.0, 1.0, None)
+    assert (s.mirostat, s.mirostat_tau, s.mirostat_eta) == (0, 5.0, 0.1)
+    own = load_settings(ModelConfig(threads=2, context_size=4095), tmp_path, server)
+    assert (own.n_threads, own.n_ctx) == (2, 4095)
 
 
 def test_missing_config_file_and_non_config_yaml(tmp_path):

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from compat.model_settings import load_settings
 from compat.config import ConfigError, load_configs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,8 +41,9 @@ def test_seed_config_other_mistakes_are_reported_despite_syntax_error(tmp_path):
     # `batch:` at the top level of karakuri-8x7b / -70b is ignored by LocalAI.
     assert "parameters.batch" in by_line[(30, "warning")].hint
     assert "parameters.batch" in by_line[(51, "warning")].hint
-    # karakuri-70b's per-message template under `chat`.
-    chat = [p for p in cs.problems if p.line == 59 and "chat_message" in p.hint]
+    # karakuri-70b's per-message template under `chat`, pointed at inside the block scalar:
+    # line 60 column 15 is the `.RoleName` of `      {{if eq .RoleName ...`.
+    chat = [p for p in cs.problems if (p.line, p.col) == (60, 15) and "chat_message" in p.hint]
     assert chat and "raw joined messages" in chat[0].message
     # vicuna has no stop words.
     assert any(p.line == 15 and "### Human:" in p.hint for p in cs.problems)
@@ -59,7 +61,7 @@ def test_corrected_seed_loads_all_three_models(tmp_path):
     assert v.parameters.model == "vicuna-13b-v1.5.Q8_0.gguf"
     assert (v.parameters.temperature, v.parameters.top_k, v.parameters.top_p, v.parameters.seed) == (0.7, 40, 0.7, -1)
     assert v.parameters.batch == 0  # absent: the default applies at load
-    assert v.parameters.resolved().batch == 512
+    assert load_settings(v, tmp_path).n_batch == 512
     assert v.stopwords == ["### Human:", "</s>"]
     # `|` keeps the trailing spaces after "### Human:" and one final newline.
     assert v.template.chat == (

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from compat.json_schema_grammar import SchemaGrammarError, schema_to_gbnf
-from compat.requests import JSON_OBJECT_GBNF, RequestFieldError, merge_generation_params
+from compat.request_params import JSON_OBJECT_GBNF, RequestFieldError, merge_generation_params
 
 
 def rules(schema) -> dict[str, str]:

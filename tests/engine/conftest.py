@@ -8,7 +8,7 @@ import pytest
 
 from compat.params import GenerationParams, SamplingParams
 from server.engine.engine import Engine
-from server.engine.runtime import RuntimeOptions
+from compat.model_settings import LoadSettings
 from server.engine.types import Failed, Finished, GenerateRequest, TextDelta
 
 
@@ -52,7 +52,7 @@ def make_engine():
     def make(path, **kw) -> Engine:
         kw.setdefault("n_threads", 2)
         kw.setdefault("n_ctx", 512)
-        e = Engine(RuntimeOptions(model_path=path, **kw), name=str(path.name))
+        e = Engine(LoadSettings(model_path=path, **kw), name=str(path.name))
         engines.append(e)
         return e
 

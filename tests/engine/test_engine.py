@@ -254,7 +254,7 @@ def test_grammar_constrains_the_output(gguf_path, make_engine):
 def test_json_object_grammar_gives_json(gguf_path, make_engine):
     import json
 
-    from compat.requests import JSON_OBJECT_GBNF
+    from compat.request_params import JSON_OBJECT_GBNF
 
     engine = make_engine(gguf_path("spm-random"), n_slots=1, n_ctx=1024)
     for temperature, seed in ((0.0, None), (0.7, 1)):
@@ -281,9 +281,9 @@ def test_mirostat_is_seeded(mirostat, gguf_path, make_engine):
 
 
 def test_shutdown_cancels_in_flight_work(gguf_path):
-    from server.engine.runtime import RuntimeOptions
+    from compat.model_settings import LoadSettings
 
-    engine = Engine(RuntimeOptions(model_path=gguf_path("spm-scripted"), n_ctx=2048, n_slots=1, n_threads=2))
+    engine = Engine(LoadSettings(model_path=gguf_path("spm-scripted"), n_ctx=2048, n_slots=1, n_threads=2))
     running = submit(engine, "The", greedy(None))
     queued = submit(engine, "one", greedy(None))
     while not running.deltas:

@@ -1,11 +1,11 @@
-"""Tests for compat.requests: LocalAI's request-over-config merge and unknown-field hints."""
+"""Tests for compat.request_params: LocalAI's request-over-config merge and unknown-field hints."""
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import pytest
 
-from compat.requests import (
+from compat.request_params import (
     JSON_OBJECT_GBNF,
     RequestFieldError,
     ignored_request_fields,
