@@ -5,15 +5,22 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from compat.errors import RequestError
 from compat.gotemplate import TemplateError, go_json_value
 from compat.prompt_data import (
-    DEFAULT_MULTIMODAL_TEMPLATE, METADATA_ALWAYS_DELETED, METADATA_DELETED_WHEN_NONEMPTY, Function,
-    FunctionCall, MultimodalContent, MultimodalTemplateData, ToolCall,
+    DEFAULT_MULTIMODAL_TEMPLATE,
+    METADATA_ALWAYS_DELETED,
+    METADATA_DELETED_WHEN_NONEMPTY,
+    Function,
+    FunctionCall,
+    MultimodalContent,
+    MultimodalTemplateData,
+    ToolCall,
 )
 from compat.prompt_templates import template_cache
 
 
-class PromptRequestError(ValueError):
+class PromptRequestError(RequestError):
     """The request body cannot be turned into a prompt (wrong types where LocalAI's decode fails)."""
 
 

@@ -10,6 +10,8 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from compat.errors import RequestError
+
 
 @dataclass(frozen=True)
 class TokenizerTemplate:
@@ -20,7 +22,7 @@ class TokenizerTemplate:
     eos_token: str = ""
 
 
-class ChatTemplateError(ValueError):
+class ChatTemplateError(RequestError):
     """The GGUF chat template failed to parse or raised while rendering."""
 
 

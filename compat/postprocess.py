@@ -1,7 +1,6 @@
 """LocalAI's reply post-processing (cutstrings, extract_regex, trimspace, trimsuffix), batch and streaming."""
 from __future__ import annotations
 
-import re
 from typing import Protocol, Sequence
 
 from compat.gotemplate import goregex

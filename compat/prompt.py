@@ -36,6 +36,15 @@ class PromptResult:
     # How the text was made: "template.chat", "template.chat_message+chat", "template.function",
     # "template.completion", "<model>.tmpl" (implicit file), "template.chat_message", "raw", "tokenizer".
     source: str
+    # The BOS token text a GGUF chat template wrote at the very start (`{{ bos_token }}`), or "".
+    # The tokenizer adds BOS by the vocabulary's own rule, so the engine drops this text and
+    # the model sees one BOS either way (llama-server does the same).
+    leading_bos: str = ""
+
+    @property
+    def engine_text(self) -> str:
+        """The text to tokenize (with the tokenizer adding BOS as the vocabulary says)."""
+        return self.text[len(self.leading_bos):]
 
 
 # --- config access ------------------------------------------------------------------------------
@@ -164,7 +173,8 @@ def build_chat_prompt(config: Any, models_path: Path, request: dict, *,
                                         functions=request.get("functions"),
                                         tool_choice=request.get("tool_choice"),
                                         function_call=request.get("function_call"))
-            return PromptResult(text, warnings, "tokenizer")
+            bos = tokenizer_template.bos_token
+            return PromptResult(text, warnings, "tokenizer", bos if bos and text.startswith(bos) else "")
         warnings.append("template.use_tokenizer_template is set but the model file has no "
                         "tokenizer.chat_template; the messages are joined without a template")
         return PromptResult(_join_messages_raw(config, messages, warnings), warnings, "raw")

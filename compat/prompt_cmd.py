@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from compat.config import load_configs
 from compat.jinja_chat import ChatTemplateError

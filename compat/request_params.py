@@ -5,6 +5,7 @@ import difflib
 import logging
 from typing import Any, Literal
 
+from compat.errors import RequestError
 from compat.json_schema_grammar import SchemaGrammarError, schema_to_gbnf
 from compat.params import GenerationParams, SamplingParams
 
@@ -33,7 +34,7 @@ ws ::= ( [ \t\n] ws )?
 '''
 
 
-class RequestFieldError(ValueError):
+class RequestFieldError(RequestError):
     """A request field with a value of the wrong type."""
 
 

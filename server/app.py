@@ -12,7 +12,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.api import health, openai
 from server.api.errors import error_response, install_error_handlers
-from server.api.hooks import CompatFunctions
 from server.errors import Unauthorized
 
 logger = logging.getLogger("llamaslots.api")
@@ -21,12 +20,12 @@ logger = logging.getLogger("llamaslots.api")
 _PUBLIC_PATHS = {"/healthz", "/readyz"}
 
 
-def create_app(manager: Any, settings: Any, *, compat: CompatFunctions | None = None) -> FastAPI:
+def create_app(manager: Any, settings: Any) -> FastAPI:
     """The HTTP app over `manager` (a server.manager.ModelManager).
 
     Reads from `settings` (any object; missing attributes mean "off"): `api_keys` (iterable of
     accepted keys; empty = no auth), `cors` (bool) and `cors_allow_origins` (comma list or
-    iterable). `compat` replaces the compat functions (tests); default: the real ones.
+    iterable).
     """
 
     @asynccontextmanager
@@ -42,7 +41,6 @@ def create_app(manager: Any, settings: Any, *, compat: CompatFunctions | None = 
     app = FastAPI(title="llamaslots", lifespan=lifespan)
     app.state.manager = manager
     app.state.settings = settings
-    app.state.hooks = compat if compat is not None else CompatFunctions.from_compat()
     app.state.ready = False
 
     install_error_handlers(app)

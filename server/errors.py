@@ -73,6 +73,18 @@ class ModelLoadFailed(LlamaslotsError):
         self.reason = reason
 
 
+class ModelConfigInvalid(LlamaslotsError):
+    """The model's config cannot serve this request (check-config names the problem too)."""
+
+    status = 500
+    type = "server_error"
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"the config of model {name} is invalid: {reason}; `llamaslots check-config` shows it")
+        self.name = name
+        self.reason = reason
+
+
 class EngineFailed(LlamaslotsError):
     """llama.cpp refused a step (decode error) or the model's engine stopped."""
 

@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from compat.errors import RequestError
 from server.errors import InvalidRequest, LlamaslotsError
 
 logger = logging.getLogger("llamaslots.api")
@@ -87,6 +88,10 @@ async def _on_llamaslots_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
+async def _on_request_error(request: Request, exc: Exception) -> Response:
+    return error_response(InvalidRequest(str(exc)))
+
+
 async def _on_request_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, (RequestValidationError, ValidationError))
     return error_response(InvalidRequest(validation_message(list(exc.errors()))))
@@ -118,6 +123,7 @@ class ClientDisconnected(Exception):
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LlamaslotsError, _on_llamaslots_error)
+    app.add_exception_handler(RequestError, _on_request_error)
     app.add_exception_handler(RequestValidationError, _on_request_validation)
     app.add_exception_handler(ValidationError, _on_request_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
@@ -138,6 +144,9 @@ class ErrorCatchingRoute(APIRoute):
             except ClientDisconnected:
                 logger.info("client left before its answer was ready; its work was cancelled")
                 return Response(status_code=499)
+            except RequestError as exc:
+                # compat's word for "the client must change the request".
+                raise InvalidRequest(str(exc)) from None
             except (LlamaslotsError, StarletteHTTPException, RequestValidationError, ValidationError):
                 raise
             except Exception as exc:  # noqa: BLE001 - turning bugs into a clean 500 is the point

@@ -12,8 +12,9 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Protocol, TypeVar
 import anyio
 from starlette.requests import Request
 
+from compat.postprocess import StreamPostprocessor
+
 from server.api.errors import ClientDisconnected, unexpected_error
-from server.api.hooks import StreamPostprocessor
 from server.api.schemas import (
     ChatChunkChoice,
     ChatCompletionChunk,

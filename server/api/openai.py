@@ -5,7 +5,6 @@ import base64
 import json
 import logging
 import struct
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, TypeVar
 
@@ -13,20 +12,24 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 
+from compat.config_schema import ModelConfig
+from compat.gotemplate.goregex import GoRegexError
+from compat.params import GenerationParams
+from compat.postprocess import StreamPostprocessor, postprocess_reply
+from compat.prompt import PromptResult, TokenizerTemplate, build_chat_prompt, build_completion_prompt
+from compat.request_params import ignored_request_fields, merge_generation_params, unknown_request_fields
 from server.api.errors import ErrorCatchingRoute, invalid_request_from
 from server.api.generation import (
     ChatChunks,
     CompletionChunks,
-    cancel_on_disconnect,
     choice_request,
-    collect_all,
     combined_usage,
     new_id,
     now,
     stream_choices,
     usage_info,
 )
-from server.api.hooks import CompatFunctions
+from server.api.holding import hold_model
 from server.api.schemas import (
     AssistantMessage,
     ChatChoice,
@@ -43,16 +46,25 @@ from server.api.schemas import (
     ModelList,
     TokenizeRequest,
     TokenizeResponse,
-    UsageInfo,
 )
-from server.api.streaming import EventStream
-from server.engine.types import GenerateRequest
-from server.errors import FeatureDisabled, InvalidRequest, ModelNotFound
+from server.engine.types import GenerateRequest, ModelInfo
+from server.errors import FeatureDisabled, InvalidRequest, ModelConfigInvalid, ModelNotFound
+from server.manager import ModelManager
 
 logger = logging.getLogger("llamaslots.api")
 
 M = TypeVar("M", bound=BaseModel)
 Endpoint = Literal["chat", "completion"]
+
+
+@dataclass(frozen=True)
+class ReplyId:
+    """What every chunk and answer of one reply repeats."""
+
+    id: str
+    created: int
+    model: str
+
 
 router = APIRouter(route_class=ErrorCatchingRoute)
 
@@ -109,26 +121,27 @@ def validate(model: type[M], body: dict[str, Any]) -> M:
         raise invalid_request_from(exc) from None
 
 
-def warn_unknown_fields(hooks: CompatFunctions, body: dict[str, Any], endpoint: str) -> None:
-    for field, suggestion in hooks.unknown_request_fields(body, endpoint):
+def warn_unknown_fields(body: dict[str, Any], endpoint: Endpoint) -> None:
+    for field, suggestion in unknown_request_fields(body, endpoint):
         hint = f' (did you mean "{suggestion}"?)' if suggestion else ""
         logger.warning(
             'unknown request field "%s" on /v1/%s ignored%s', field, _ENDPOINT_PATHS[endpoint], hint
         )
-    for field in hooks.ignored_request_fields(body):
+    for field in ignored_request_fields(body):
         logger.warning(
             'request field "%s" is not applied per request (as in LocalAI); set it in the model config',
             field,
         )
 
 
-_ENDPOINT_PATHS = {"chat": "chat/completions", "completion": "completions", "embeddings": "embeddings"}
+_ENDPOINT_PATHS = {"chat": "chat/completions", "completion": "completions"}
 
 
 MAX_CHOICES = 16
+MAX_GENERATIONS = 64
 
 
-def _choices(n: int | None) -> int:
+def choice_count(n: int | None) -> int:
     """How many choices to generate. They run side by side in the model's slots (LocalAI runs
     them one after another), streamed or not."""
     n = 1 if n is None else n
@@ -137,192 +150,7 @@ def _choices(n: int | None) -> int:
     return n
 
 
-def _reply_prefix(config: Any) -> str:
-    template = getattr(config, "template", None)
-    return getattr(template, "reply_prefix", None) or ""
-
-
-def _engine_prompt(prompt: Any, bos_text: str) -> tuple[str, bool]:
-    """The text to tokenize and whether the tokenizer adds BOS.
-
-    As llama-server does: a GGUF Jinja template may write `{{ bos_token }}` itself, so a
-    leading BOS text is stripped and the vocabulary's own add-BOS rule decides, which gives
-    exactly one BOS whether or not the template wrote it. LocalAI's Go-templated prompts go
-    to llama.cpp, which adds BOS by that same rule.
-    """
-    text = prompt.text
-    if getattr(prompt, "source", None) == "tokenizer" and bos_text and text.startswith(bos_text):
-        text = text[len(bos_text):]
-    return text, True
-
-
-# ---------------------------------------------------------------- generation routes
-
-
-@dataclass
-class _Prepared:
-    """A generation ready to run: the held model handle (in `stack`), its request, its names."""
-
-    stack: AsyncExitStack
-    handle: Any
-    config: Any
-    requests: list[GenerateRequest]  # one per prompt (a completion may send several)
-    model_name: str
-
-
-async def _prepare(
-    request: Request,
-    body: dict[str, Any],
-    model: str | None,
-    endpoint: Endpoint,
-    build_prompts: Callable[[Any, Any, Any, Any], list[Any]],
-) -> _Prepared:
-    """Resolve the model, merge params, hold the model, build the prompt. Errors raise here,
-    before any response starts, so they reach the client with their own status."""
-    state = request.app.state
-    manager, hooks = state.manager, state.hooks
-    config = manager.config_for(model)
-    try:
-        params = hooks.merge_generation_params(config, body, endpoint=endpoint)
-    except hooks.request_errors as exc:
-        raise InvalidRequest(str(exc)) from None
-    stack = AsyncExitStack()
-    try:
-        # Waiting for a model (a swap, a load) can take long: a client that leaves meanwhile
-        # stops waiting (the swap itself goes on in the manager).
-        handle = await cancel_on_disconnect(request, lambda: stack.enter_async_context(manager.acquire(config.name)))
-        try:
-            prompts = build_prompts(hooks, manager, config, handle)
-        except hooks.request_errors as exc:
-            raise InvalidRequest(str(exc)) from None
-        gen_requests = []
-        for prompt in prompts:
-            for warning in getattr(prompt, "warnings", ()) or ():
-                logger.warning("prompt for model %s: %s", config.name, warning)
-            logger.debug("prompt for model %s:\n%s", config.name, prompt.text)
-            text, add_special = _engine_prompt(prompt, handle.info.bos_text)
-            gen_requests.append(GenerateRequest(prompt=text, params=params, add_special=add_special))
-    except BaseException:
-        await stack.aclose()
-        raise
-    return _Prepared(stack, handle, config, gen_requests, model or config.name)
-
-
-async def _run(
-    request: Request, prepared: _Prepared, stream: bool, include_usage: bool, fmt: Any,
-    respond: Callable[[list[tuple[str, Any]], UsageInfo], BaseModel], *, echo: bool = False, n_choices: int = 1,
-) -> Response:
-    hooks: CompatFunctions = request.app.state.hooks
-    # LocalAI's order: reply_prefix is part of the model's reply, echo puts the prompt before
-    # it, and post-processing sees the result.
-    reply_prefix = _reply_prefix(prepared.config)
-    # Choices prompt by prompt, n each (OpenAI's order: choice index = prompt * n + i).
-    requests = [choice_request(r, i) for r in prepared.requests for i in range(n_choices)]
-    prefixes = [(r.prompt if echo and isinstance(r.prompt, str) else "") + reply_prefix for r in requests]
-    if stream:
-        try:
-            hooks.stream_finetuner(prepared.config)  # fails here, not mid-stream, on a bad config
-        except BaseException:
-            # The held model must go back, or a later swap would wait for it forever.
-            await prepared.stack.aclose()
-            raise
-        events = stream_choices(
-            [prepared.handle.generate(r) for r in requests],
-            fmt,
-            lambda: hooks.stream_finetuner(prepared.config),
-            prefixes=prefixes,
-            per_prompt=n_choices,
-            include_usage=include_usage,
-        )
-        return EventStream(events, on_close=prepared.stack.aclose)
-
-    # A client that leaves raises ClientDisconnected, which the route turns into a 499.
-    async with prepared.stack:
-        results = await cancel_on_disconnect(
-            request, lambda: collect_all([prepared.handle.generate(r) for r in requests])
-        )
-    answers = [(hooks.finetune(prepared.config, p + r.text), r.finished) for p, r in zip(prefixes, results)]
-    usage = usage_info(combined_usage([r.finished.usage for r in results], n_choices))
-    return JSONResponse(respond(answers, usage).model_dump(mode="json"))
-
-
-@_route("/chat/completions", "POST")
-async def chat_completions(request: Request) -> Response:
-    body = await read_json_object(request)
-    req = validate(ChatCompletionRequest, body)
-    hooks: CompatFunctions = request.app.state.hooks
-    warn_unknown_fields(hooks, body, "chat")
-    n_choices = _choices(req.n)
-    payload = req.model_dump(exclude_unset=True)
-    if body.get("tools") or body.get("functions"):
-        logger.info("request has tools: they reach the prompt (template.function), but tool-call "
-                    "parsing is not implemented, so the answer comes back as text")
-
-    def build(hooks: CompatFunctions, manager: Any, config: Any, handle: Any) -> Any:
-        info = handle.info
-        template = None
-        if getattr(info, "chat_template", None):
-            template = hooks.tokenizer_template(info.chat_template, info.bos_text, info.eos_text)
-        return [hooks.build_chat_prompt(config, manager.models_path, payload, tokenizer_template=template)]
-
-    prepared = await _prepare(request, payload, req.model, "chat", build)
-    ident, created = new_id("chatcmpl"), now()
-
-    def respond(answers: list[tuple[str, Any]], usage: UsageInfo) -> ChatCompletion:
-        return ChatCompletion(
-            id=ident,
-            created=created,
-            model=prepared.model_name,
-            choices=[
-                ChatChoice(index=i, message=AssistantMessage(content=text), finish_reason=finished.reason)
-                for i, (text, finished) in enumerate(answers)
-            ],
-            usage=usage,
-        )
-
-    include_usage = bool(req.stream_options and req.stream_options.include_usage)
-    fmt = ChatChunks(ident, created, prepared.model_name)
-    return await _run(request, prepared, req.stream, include_usage, fmt, respond, n_choices=n_choices)
-
-
-@_route("/completions", "POST")
-async def completions(request: Request) -> Response:
-    body = await read_json_object(request)
-    req = validate(CompletionRequest, body)
-    hooks: CompatFunctions = request.app.state.hooks
-    warn_unknown_fields(hooks, body, "completion")
-    n_choices = _choices(req.n)
-    prompts = _prompt_list(req.prompt, n_choices)
-    payload = req.model_dump(exclude_unset=True)
-
-    def build(hooks: CompatFunctions, manager: Any, config: Any, handle: Any) -> Any:
-        return [hooks.build_completion_prompt(config, manager.models_path, p, payload) for p in prompts]
-
-    prepared = await _prepare(request, payload, req.model, "completion", build)
-    ident, created = new_id("cmpl"), now()
-
-    def respond(answers: list[tuple[str, Any]], usage: UsageInfo) -> Completion:
-        return Completion(
-            id=ident,
-            created=created,
-            model=prepared.model_name,
-            choices=[
-                CompletionChoice(index=i, text=text, finish_reason=finished.reason)
-                for i, (text, finished) in enumerate(answers)
-            ],
-            usage=usage,
-        )
-
-    include_usage = bool(req.stream_options and req.stream_options.include_usage)
-    fmt = CompletionChunks(ident, created, prepared.model_name)
-    return await _run(request, prepared, req.stream, include_usage, fmt, respond, echo=bool(req.echo),
-                      n_choices=n_choices)
-
-
-MAX_GENERATIONS = 64
-
-
-def _prompt_list(prompt: str | list[str], n: int) -> list[str]:
+def prompt_list(prompt: str | list[str], n: int) -> list[str]:
     """The prompts of a completion request: each string of a list is a prompt of its own with
     n choices, as LocalAI and OpenAI do."""
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
@@ -334,6 +162,123 @@ def _prompt_list(prompt: str | list[str], n: int) -> list[str]:
             f"at most {MAX_GENERATIONS} per request"
         )
     return prompts
+
+
+def stream_postprocessor(config: ModelConfig) -> StreamPostprocessor:
+    """The model's post-processing for one stream. A pattern Go would refuse fails here, before
+    any generation runs (check-config and `run` name it first; LocalAI dies on it at reply time)."""
+    try:
+        return StreamPostprocessor(config)
+    except GoRegexError as exc:
+        raise ModelConfigInvalid(config.name, f"cutstrings/extract_regex: {exc}") from None
+
+
+def tokenizer_template(info: ModelInfo) -> TokenizerTemplate | None:
+    """The model file's own chat template, for configs that leave chat prompts to it."""
+    if not info.chat_template:
+        return None
+    return TokenizerTemplate(info.chat_template, info.bos_text, info.eos_text)
+
+
+def engine_request(config: ModelConfig, prompt: PromptResult, params: GenerationParams) -> GenerateRequest:
+    for warning in prompt.warnings:
+        logger.warning("prompt for model %s: %s", config.name, warning)
+    logger.debug("prompt for model %s:\n%s", config.name, prompt.text)
+    return GenerateRequest(prompt=prompt.engine_text, params=params)
+
+
+def choices_of(requests: list[GenerateRequest], n: int) -> list[GenerateRequest]:
+    """n choices per prompt, prompt by prompt (OpenAI's order: choice index = prompt * n + i)."""
+    return [choice_request(r, i) for r in requests for i in range(n)]
+
+
+def include_usage(req: ChatCompletionRequest | CompletionRequest) -> bool:
+    return bool(req.stream_options and req.stream_options.include_usage)
+
+
+# ---------------------------------------------------------------- generation routes
+
+
+@_route("/chat/completions", "POST")
+async def chat_completions(request: Request) -> Response:
+    body = await read_json_object(request)
+    req = validate(ChatCompletionRequest, body)
+    warn_unknown_fields(body, "chat")
+    n = choice_count(req.n)
+    payload = req.model_dump(exclude_unset=True)
+    if payload.get("tools") or payload.get("functions"):
+        logger.info("request has tools: they reach the prompt (template.function), but tool-call "
+                    "parsing is not implemented, so the answer comes back as text")
+    manager: ModelManager = request.app.state.manager
+    config = manager.config_for(req.model)
+    params = merge_generation_params(config, payload, endpoint="chat")
+    stream_postprocessor(config)
+    reply_prefix = config.template.reply_prefix
+    reply = ReplyId(new_id("chatcmpl"), now(), req.model or config.name)
+
+    async with hold_model(request, manager, config.name) as held:
+        prompt = build_chat_prompt(config, manager.models_path, payload,
+                                   tokenizer_template=tokenizer_template(held.handle.info))
+        choices = choices_of([engine_request(config, prompt, params)], n)
+        if req.stream:
+            events = stream_choices(
+                [held.handle.generate(c) for c in choices], ChatChunks(reply.id, reply.created, reply.model),
+                lambda: StreamPostprocessor(config), prefixes=[reply_prefix] * len(choices),
+                per_prompt=n, include_usage=include_usage(req),
+            )
+            return held.stream(events)
+        results = await held.collect(choices)
+
+    answer = ChatCompletion(
+        id=reply.id, created=reply.created, model=reply.model,
+        choices=[
+            ChatChoice(index=i, message=AssistantMessage(content=postprocess_reply(config, reply_prefix + r.text)),
+                       finish_reason=r.finished.reason)
+            for i, r in enumerate(results)
+        ],
+        usage=usage_info(combined_usage([r.finished.usage for r in results], n)),
+    )
+    return JSONResponse(answer.model_dump(mode="json"))
+
+
+@_route("/completions", "POST")
+async def completions(request: Request) -> Response:
+    body = await read_json_object(request)
+    req = validate(CompletionRequest, body)
+    warn_unknown_fields(body, "completion")
+    n = choice_count(req.n)
+    prompts = prompt_list(req.prompt, n)
+    payload = req.model_dump(exclude_unset=True)
+    manager: ModelManager = request.app.state.manager
+    config = manager.config_for(req.model)
+    params = merge_generation_params(config, payload, endpoint="completion")
+    stream_postprocessor(config)
+    reply = ReplyId(new_id("cmpl"), now(), req.model or config.name)
+    # LocalAI's order: reply_prefix is part of the model's reply, echo puts the prompt before
+    # it, and post-processing sees the result.
+    prefixes = [(p if req.echo else "") + config.template.reply_prefix for p in prompts for _ in range(n)]
+
+    async with hold_model(request, manager, config.name) as held:
+        built = [build_completion_prompt(config, manager.models_path, p, payload) for p in prompts]
+        choices = choices_of([engine_request(config, b, params) for b in built], n)
+        if req.stream:
+            events = stream_choices(
+                [held.handle.generate(c) for c in choices], CompletionChunks(reply.id, reply.created, reply.model),
+                lambda: StreamPostprocessor(config), prefixes=prefixes, per_prompt=n,
+                include_usage=include_usage(req),
+            )
+            return held.stream(events)
+        results = await held.collect(choices)
+
+    answer = Completion(
+        id=reply.id, created=reply.created, model=reply.model,
+        choices=[
+            CompletionChoice(index=i, text=postprocess_reply(config, prefix + r.text), finish_reason=r.finished.reason)
+            for i, (prefix, r) in enumerate(zip(prefixes, results))
+        ],
+        usage=usage_info(combined_usage([r.finished.usage for r in results], n)),
+    )
+    return JSONResponse(answer.model_dump(mode="json"))
 
 
 # ---------------------------------------------------------------- other routes

@@ -8,7 +8,6 @@ import httpx
 import pytest
 
 from server.app import create_app
-from tests.api.fake_compat import COMPAT
 from tests.api.fakes import model_config, FakeHandle, FakeManager
 
 
@@ -29,7 +28,7 @@ def manager(handle: FakeHandle) -> FakeManager:
 
 @pytest.fixture
 def app(manager: FakeManager):
-    return create_app(manager, settings=None, compat=COMPAT)
+    return create_app(manager, settings=None)
 
 
 @pytest.fixture

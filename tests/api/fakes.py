@@ -12,9 +12,14 @@ from server.engine.types import Event, Failed, Finished, GenerateRequest, ModelI
 from server.errors import ModelLoadFailed, ModelNotFound
 
 
+def plain_template() -> TemplateConfig:
+    """Go templates that show exactly what reached them: `role: content` per message."""
+    return TemplateConfig(chat_message="{{.RoleName}}: {{.Content}}", chat="{{.Input}}", completion="{{.Input}}")
+
+
 def model_config(name: str, *, embeddings: bool = False, reply_prefix: str = "", **fields: Any) -> ModelConfig:
     """A real compat ModelConfig as the config loader would give it."""
-    fields.setdefault("template", TemplateConfig())
+    fields.setdefault("template", plain_template())
     if reply_prefix:
         fields["template"].reply_prefix = reply_prefix
     return ModelConfig(name=name, embeddings=embeddings, **fields)

@@ -62,15 +62,17 @@ async def test_both_prefixes(client, path):
 
 
 async def test_tokenizer_template_from_model_info(client, manager):
-    handle = FakeHandle(model_config("gguf-model"), chat_template="{{ messages }}")
+    from compat.config_schema import TemplateConfig
+
+    template = "{{ bos_token }}{% for m in messages %}{{ m.role }}> {{ m.content }}\n{% endfor %}"
+    handle = FakeHandle(model_config("gguf-model", template=TemplateConfig()), chat_template=template)
     manager.handles["gguf-model"] = handle
     r = await client.post("/v1/chat/completions", json={"model": "gguf-model", "messages": MESSAGES})
     assert r.status_code == 200
     (req,) = handle.requests
-    # The fake prompt builder prefixes the bos_text of the TokenizerTemplate it was given;
-    # as in llama-server that text is stripped and the vocabulary's add-BOS rule puts exactly
-    # one BOS back.
-    assert req.prompt.startswith("system:")
+    # The template writes the BOS text itself; as in llama-server that text is dropped and the
+    # vocabulary's add-BOS rule puts exactly one BOS back.
+    assert req.prompt == "system> You are a guide.\nuser> Hi\n"
     assert req.add_special is True
 
 
@@ -83,11 +85,16 @@ async def test_unknown_field_logged_with_did_you_mean(client, caplog):
     assert any('"templature"' in w.getMessage() and 'did you mean "temperature"' in w.getMessage() for w in warnings)
 
 
-async def test_prompt_warnings_are_logged(client, caplog):
+async def test_prompt_warnings_are_logged(client, manager, caplog):
+    from compat.config_schema import TemplateConfig
+
     caplog.set_level(logging.WARNING, logger="llamaslots.api")
-    r = await client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "warn me"}]})
+    # A per-message field in the whole-prompt template: LocalAI falls back to the joined text.
+    manager.handles["odd"] = FakeHandle(model_config("odd", template=TemplateConfig(chat="{{.Content}}")))
+    r = await client.post("/v1/chat/completions", json={"model": "odd", "messages": [{"role": "user", "content": "hi"}]})
     assert r.status_code == 200
-    assert any("fake warning" in rec.getMessage() for rec in caplog.records)
+    assert any("template.chat failed" in rec.getMessage() and "can't evaluate field Content" in rec.getMessage()
+               for rec in caplog.records)
 
 
 async def test_stream_framing(client, handle, manager):

@@ -1,7 +1,6 @@
 """Every failure reaches the client as {"error": {"code", "message", "type"}} with its status."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 import pytest
@@ -205,7 +204,7 @@ async def test_a_failing_choice_ends_the_stream_and_cancels_the_others(client, m
     assert handle.cancelled == 2 and manager.held == 0
 
 
-async def test_unexpected_exception_mid_stream_is_an_error_event(app, client, handle, manager, caplog):
+async def test_unexpected_exception_mid_stream_is_an_error_event(client, handle, manager, caplog, monkeypatch):
     class BrokenPostprocessor:
         def __init__(self, config):
             pass
@@ -216,7 +215,7 @@ async def test_unexpected_exception_mid_stream_is_an_error_event(app, client, ha
         def finish(self):
             return ""
 
-    app.state.hooks = dataclasses.replace(app.state.hooks, stream_finetuner=BrokenPostprocessor)
+    monkeypatch.setattr("server.api.openai.StreamPostprocessor", BrokenPostprocessor)
     caplog.set_level(logging.ERROR, logger="llamaslots.api")
     r = await client.post("/v1/chat/completions", json={"messages": MESSAGES, "stream": True})
     events = sse_events(r.text)
@@ -239,17 +238,13 @@ async def test_bad_cutstrings_regex_is_500_and_releases_the_model(client, manage
     assert manager.held == 0
 
 
-async def test_prompt_builder_request_error_is_400_and_releases_the_model(app, client, manager):
-    class MessagesError(ValueError):
-        pass
+async def test_prompt_builder_request_error_is_400_and_releases_the_model(client, manager):
+    from compat.config_schema import TemplateConfig
 
-    def build(config, models_path, request, *, tokenizer_template=None):
-        raise MessagesError("Conversation roles must alternate user/assistant/user/assistant")
-
-    app.state.hooks = dataclasses.replace(
-        app.state.hooks, build_chat_prompt=build, request_errors=(MessagesError,)
-    )
-    r = await client.post("/v1/chat/completions", json={"messages": MESSAGES, "stream": True})
+    # A GGUF chat template that refuses the conversation, as many do (raise_exception).
+    refusing = "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant') }}"
+    manager.handles["strict"] = FakeHandle(model_config("strict", template=TemplateConfig()), chat_template=refusing)
+    r = await client.post("/v1/chat/completions", json={"model": "strict", "messages": MESSAGES, "stream": True})
     assert r.status_code == 400
     assert r.json()["error"]["message"] == "Conversation roles must alternate user/assistant/user/assistant"
     assert manager.held == 0

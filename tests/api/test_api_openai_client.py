@@ -14,7 +14,6 @@ import uvicorn
 from server.app import create_app
 from server.engine.types import Failed, TextDelta
 from server.errors import EngineFailed
-from tests.api.fake_compat import COMPAT
 from tests.api.fakes import model_config, FakeHandle, FakeManager, Hang, script_text
 
 MESSAGES = [
@@ -29,7 +28,7 @@ def served() -> Iterator[tuple[str, FakeManager]]:
     embedder = FakeHandle(model_config("embedder", embeddings=True))
     embedder.vectors = {"hello": [0.5, -0.25, 2.0]}
     manager = FakeManager([chat, embedder])
-    app = create_app(manager, None, compat=COMPAT)
+    app = create_app(manager, None)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

@@ -10,7 +10,6 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from tests.api.conftest import sse_events
-from tests.api.fake_compat import COMPAT
 from tests.api.fakes import model_config, FakeHandle, FakeManager, script_text
 
 pytestmark = pytest.mark.anyio
@@ -151,7 +150,7 @@ async def test_tokenize_requires_content(client):
 
 def test_lifespan_and_probes():
     manager = FakeManager([FakeHandle(model_config("m"))])
-    app = create_app(manager, None, compat=COMPAT)
+    app = create_app(manager, None)
     client = TestClient(app)
     assert client.get("/healthz").json() == {"status": "ok"}
     r = client.get("/readyz")
@@ -172,7 +171,7 @@ class Settings:
 
 async def test_api_keys():
     manager = FakeManager([FakeHandle(model_config("m"))])
-    app = create_app(manager, Settings(), compat=COMPAT)
+    app = create_app(manager, Settings())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         r = await c.get("/v1/models")
         assert r.status_code == 401
