@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator
 
-from server.engine.engine import Engine
+from compat.config_schema import ModelConfig
 from compat.model_settings import ServerDefaults, load_settings
+from server.engine.client import EngineClient, LocalEngine
 from server.engine.types import Event, Failed, Finished, GenerateRequest, ModelInfo
 from server.errors import ModelLoadFailed, ModelNotFound, ServerBusy
-from server.worker import WorkerEngine
+from server.worker import WorkerClient
 
 log = logging.getLogger("llamaslots.manager")
 
@@ -41,7 +42,7 @@ class ManagerPolicy:
 class ModelHandle:
     """The front-end's view of one loaded model; safe to use from the event loop."""
 
-    def __init__(self, name: str, config, engine: Engine):
+    def __init__(self, name: str, config: ModelConfig, engine: EngineClient, loop: asyncio.AbstractEventLoop):
         self.name = name
         self.config = config
         self.engine = engine
@@ -50,18 +51,12 @@ class ModelHandle:
         self.last_used = time.monotonic()
         # Set while a swap waits for this model's requests to end: new ones queue behind it.
         self.draining = False
+        # One hop onto the loop per engine step, for all of that step's events.
+        engine.set_poster(loop.call_soon_threadsafe)
 
     async def generate(self, req: GenerateRequest) -> AsyncIterator[Event]:
-        loop = asyncio.get_running_loop()
         events: asyncio.Queue[Event] = asyncio.Queue()
-
-        def sink(ev: Event) -> None:
-            try:
-                loop.call_soon_threadsafe(events.put_nowait, ev)
-            except RuntimeError:
-                pass  # the loop is gone (shutdown): nobody is listening any more
-
-        rid = self.engine.submit(req, sink)
+        rid = self.engine.submit(req, events.put_nowait)
         finished = False
         try:
             while True:
@@ -78,6 +73,9 @@ class ModelHandle:
 
     async def tokenize(self, text: str, *, add_special: bool = False, parse_special: bool = True) -> list[int]:
         return await asyncio.wrap_future(self.engine.tokenize(text, add_special=add_special, parse_special=parse_special))
+
+    async def detokenize(self, tokens: list[int]) -> str:
+        return await asyncio.wrap_future(self.engine.detokenize(tokens))
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         return await asyncio.wrap_future(self.engine.embed(texts))
@@ -277,9 +275,9 @@ class ModelManager:
         except (ValueError, OSError) as exc:
             raise ModelLoadFailed(name, str(exc)) from exc
         log.info("loading model %s from %s (%d slots, kv_unified=%s)", name, opts.model_path, opts.n_slots, opts.kv_unified)
-        factory = WorkerEngine if self.policy.isolation == "process" else Engine
+        factory = WorkerClient if self.policy.isolation == "process" else LocalEngine
         engine = await asyncio.to_thread(factory, opts, name=name)
-        handle = ModelHandle(name, cfg, engine)
+        handle = ModelHandle(name, cfg, engine, asyncio.get_running_loop())
         self._handles[name] = handle
         self._touch(name)
         info = handle.info

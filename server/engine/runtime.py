@@ -8,9 +8,11 @@ import threading
 from pathlib import Path
 
 import llama_cpp as lc
+import numpy as np
 
 from compat.model_settings import LoadSettings
-from server.errors import ModelLoadFailed
+from server.engine.batch import Batch
+from server.errors import EngineFailed, InvalidRequest, ModelLoadFailed
 
 log = logging.getLogger("llamaslots.runtime")
 
@@ -149,13 +151,26 @@ class LlamaRuntime:
         self.n_ctx_seq = lc.llama_n_ctx_seq(self.ctx)
         self.n_batch = lc.llama_n_batch(self.ctx)
         self.pooling_type = lc.llama_pooling_type(self.ctx)
+        self.kv_unified = opts.kv_unified
+        # Sliding-window attention: a sequence continued at position P needs its cells from
+        # P - n_swa + 1 on, which llama.cpp may have pruned (checked before every reuse).
+        self.n_swa = lc.llama_model_n_swa(self.model)
         self._piece_buf = ctypes.create_string_buffer(256)
+        # Token bytes, filled on first use: one ctypes call per token kind, not per token.
+        self._pieces: list[bytes | None] = [None] * self.n_vocab
         self.eog_tokens = [t for t in range(self.n_vocab) if lc.llama_vocab_is_eog(self.vocab, t)]
         self._eog = frozenset(self.eog_tokens)
+        self.eog_mask = np.zeros(self.n_vocab, dtype=bool)
+        self.eog_mask[self.eog_tokens] = True
 
     # -- vocabulary ------------------------------------------------------------------
     def tokenize(self, text: str, *, add_special: bool, parse_special: bool) -> list[int]:
-        data = text.encode("utf-8")
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidRequest(
+                f"the text holds a lone surrogate (U+{ord(text[exc.start]):04X} at character {exc.start}), "
+                "which is not Unicode text; send valid UTF-16 pairs in JSON escapes") from None
         cap = len(data) + 8
         while True:
             arr = (lc.llama_token * cap)()
@@ -166,11 +181,90 @@ class LlamaRuntime:
 
     def piece(self, token: int) -> bytes:
         """Bytes of one token as text; control tokens render as nothing."""
+        cached = self._pieces[token]
+        if cached is not None:
+            return cached
         n = lc.llama_token_to_piece(self.vocab, token, self._piece_buf, len(self._piece_buf), 0, False)
         if n < 0:
             self._piece_buf = ctypes.create_string_buffer(-n)
             n = lc.llama_token_to_piece(self.vocab, token, self._piece_buf, len(self._piece_buf), 0, False)
-        return self._piece_buf.raw[:n]
+        piece = self._piece_buf.raw[:n]
+        self._pieces[token] = piece
+        return piece
+
+    def detokenize(self, tokens: list[int] | tuple[int, ...]) -> str:
+        bad = [t for t in tokens if not 0 <= t < self.n_vocab]
+        if bad:
+            raise InvalidRequest(f"token {bad[0]} is outside the vocabulary (0..{self.n_vocab - 1})")
+        return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
+
+    # -- KV cache: every sequence id and range checked here (llama.cpp aborts otherwise) --------
+    def _check_seq(self, seq: int) -> None:
+        if not 0 <= seq < self.n_seq:
+            raise EngineFailed(f"sequence id {seq} outside 0..{self.n_seq - 1}")
+
+    def seq_rm(self, seq: int, p0: int = -1, p1: int = -1) -> bool:
+        """Remove the sequence's cells in [p0, p1) (-1: open end); False if llama.cpp cannot."""
+        self._check_seq(seq)
+        return bool(lc.llama_memory_seq_rm(self.mem, seq, p0, p1))
+
+    def seq_share(self, src: int, dst: int, n: int) -> bool:
+        """dst's sequence becomes src's first n cells (unified cache only: a split cache copies
+        whole streams, and llama.cpp aborts on a partial copy there)."""
+        self._check_seq(src)
+        self._check_seq(dst)
+        if not self.kv_unified or src == dst or n <= 0:
+            return False
+        lc.llama_memory_seq_rm(self.mem, dst, -1, -1)
+        lc.llama_memory_seq_cp(self.mem, src, dst, 0, n)
+        return self.continues_at(dst, n)
+
+    def continues_at(self, seq: int, pos: int) -> bool:
+        """Whether the sequence holds what decoding at `pos` needs: every position below it,
+        and for a sliding-window model the window's cells (llama.cpp prunes older ones and
+        does not notice when they are missing: the output would silently be wrong)."""
+        self._check_seq(seq)
+        if pos <= 0:
+            return True
+        if lc.llama_memory_seq_pos_max(self.mem, seq) != pos - 1:
+            return False
+        if self.n_swa > 0:
+            low = lc.llama_memory_seq_pos_min(self.mem, seq)
+            return 0 <= low <= max(0, pos - self.n_swa + 1)
+        return True
+
+    def state_save(self, seq: int, limit: int) -> ctypes.Array | None:
+        """The sequence's cells as bytes in host memory (None if over `limit` or refused)."""
+        self._check_seq(seq)
+        size = lc.llama_state_seq_get_size(self.ctx, seq)
+        if not 0 < size <= limit:
+            return None
+        buf = (ctypes.c_uint8 * size)()
+        if lc.llama_state_seq_get_data(self.ctx, buf, size, seq) != size:
+            return None
+        return buf
+
+    def state_restore(self, seq: int, buf: ctypes.Array, n_tokens: int) -> bool:
+        """Put saved cells back into an emptied sequence; False (and emptied) if refused."""
+        self._check_seq(seq)
+        lc.llama_memory_seq_rm(self.mem, seq, -1, -1)
+        ok = lc.llama_state_seq_set_data(self.ctx, buf, len(buf), seq) == len(buf)
+        if not ok or not self.continues_at(seq, n_tokens):
+            lc.llama_memory_seq_rm(self.mem, seq, -1, -1)
+            return False
+        return True
+
+    # -- decode and logits ------------------------------------------------------------------------
+    def decode(self, batch: Batch) -> int:
+        if not 0 < batch.n <= self.n_batch:
+            raise EngineFailed(f"batch of {batch.n} tokens outside 1..{self.n_batch}")
+        batch.raw.n_tokens = batch.n
+        return lc.llama_decode(self.ctx, batch.raw)
+
+    def logits(self, n_outputs: int) -> np.ndarray:
+        """The step's logits, one row per output row of the batch, in batch order."""
+        ptr = lc.llama_get_logits(self.ctx)
+        return np.ctypeslib.as_array(ptr, shape=(n_outputs, self.n_vocab))
 
     def is_eog(self, token: int) -> bool:
         return token in self._eog

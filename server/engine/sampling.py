@@ -28,6 +28,13 @@ class SamplerChain:
     def __init__(self, params: SamplingParams, *, vocab, n_vocab: int, eog_tokens: list[int]):
         self.seed = resolve_seed(params.seed)
         self.has_grammar = bool(params.grammar)
+        # Greedy with nothing that changes the logits: the engine takes the argmax of all such
+        # rows of a step at once (llama.cpp's greedy picks the first maximum, as argmax does).
+        self.plain_greedy = (
+            params.temperature <= 0 and not params.grammar and not params.logit_bias and not params.ignore_eos
+            and not (params.repeat_last_n != 0 and (params.repeat_penalty != 1.0 or params.frequency_penalty != 0.0
+                                                    or params.presence_penalty != 0.0))
+        )
         chain_params = lc.llama_sampler_chain_default_params()
         chain_params.no_perf = True
         self._chain = lc.llama_sampler_chain_init(chain_params)
@@ -48,7 +55,10 @@ class SamplerChain:
             if not 0 <= int(tok) < n_vocab:
                 raise InvalidRequest(f"logit_bias token {tok} is outside the vocabulary (0..{n_vocab - 1})")
             bias[int(tok)] = float(val)
-        if p.ignore_eos:
+        if p.ignore_eos and not p.grammar:
+            # With a grammar, end of generation is allowed only where the grammar is complete;
+            # forbidding it there too leaves llama.cpp no token to pick (it throws and the
+            # process aborts), so the grammar decides when the answer ends.
             for tok in eog_tokens:
                 bias[tok] = float("-inf")
         if bias:

@@ -67,3 +67,5 @@ class ModelInfo:
     chat_template: str | None
     bos_text: str
     eos_text: str
+    # Sliding-window attention width (0: every layer attends to the whole context).
+    n_swa: int = 0

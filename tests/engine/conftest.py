@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from compat.params import GenerationParams, SamplingParams
-from server.engine.engine import Engine
+from server.engine.client import LocalEngine as Engine
 from compat.model_settings import LoadSettings
 from server.engine.types import Failed, Finished, GenerateRequest, TextDelta
 

@@ -6,7 +6,8 @@ import time
 import pytest
 
 from compat.params import GenerationParams, SamplingParams
-from server.engine.engine import Engine, _Batch
+from server.engine.batch import Batch
+from server.engine.client import LocalEngine as Engine
 from server.engine.types import Failed, Finished, GenerateRequest
 from server.errors import EngineFailed, PromptTooLong
 from tests.engine.conftest import Run, greedy, submit
@@ -218,16 +219,21 @@ def test_embeddings_refused_without_config_flag(gguf_path, make_engine):
 
 def test_batch_rows_are_checked_before_llama_cpp(gguf_path, make_engine):
     engine = make_engine(gguf_path("spm-random"), n_slots=2)
-    batch = _Batch(capacity=2, n_seq=2, n_vocab=engine.info.n_vocab)
+    batch = Batch(capacity=3, n_seq=2, n_vocab=engine.info.n_vocab)
     try:
         with pytest.raises(EngineFailed, match="sequence id"):
-            batch.add(1, 0, 5, True)
+            batch.add([1], 0, 5, True)
         with pytest.raises(EngineFailed, match="vocabulary"):
-            batch.add(engine.info.n_vocab, 0, 0, True)
-        batch.add(1, 0, 0, False)
-        batch.add(1, 1, 0, True)
+            batch.add([1, engine.info.n_vocab], 0, 0, True)
+        with pytest.raises(EngineFailed, match="vocabulary"):
+            batch.add([-1], 0, 0, True)
+        assert batch.n == 0  # a refused entry writes nothing
+        assert batch.add([1, 2], 0, 0, False) == 1
+        assert batch.add([1], 0, 1, True) == 2
+        assert list(batch.pos[:3]) == [0, 1, 0] and list(batch.seq[:3]) == [0, 0, 1]
+        assert list(batch.logits[:3]) == [0, 0, 1] and batch.n_outputs == 1
         with pytest.raises(EngineFailed, match="overflow"):
-            batch.add(1, 2, 0, True)
+            batch.add([1], 2, 0, True)
     finally:
         batch.free()
     # The engine is unharmed.
@@ -364,17 +370,32 @@ def test_cache_ram_zero_keeps_idle_caches_in_the_kv_cache(gguf_path, make_engine
     other.wait()
 
 
-def test_sampling_a_row_without_logits_fails_the_request_not_the_process(gguf_path, make_engine):
+def test_sampling_a_row_without_logits_fails_the_request_not_the_process(gguf_path, make_engine, monkeypatch):
+    from server.engine import engine as engine_module
+
     engine = make_engine(gguf_path("spm-scripted"), n_slots=1)
+    original = engine_module.Engine._add_entry
+
+    def buggy(self, e):
+        # What a scheduler bug would do: point the request at a row that has no logits.
+        original(self, e)
+        if e.slot.job is not None and e.output:
+            e.slot.job.i_batch = self.batch.capacity + 5
+
+    monkeypatch.setattr(engine_module.Engine, "_add_entry", buggy)
     run = submit(engine, "The", greedy(None))
-    while not run.deltas:
-        time.sleep(0.005)
-
-    def corrupt(e):
-        # What a scheduler bug would do: point the slot at a row that has no logits.
-        e.slots[0].i_batch = e.batch.capacity + 5
-        e._sample(e.slots[0])
-
-    engine.call(corrupt).result(5)
     assert isinstance(run.wait(5).end, Failed) and "no logits" in run.end.error.message
+    monkeypatch.setattr(engine_module.Engine, "_add_entry", original)
     assert submit(engine, "one", greedy(None)).wait().text == " two three four five"
+
+
+def test_batched_argmax_picks_what_the_sampler_chain_picks(gguf_path, make_engine):
+    # Plain greedy rows are sampled together from the step's logits with numpy; a no-op logit
+    # bias sends the same requests through llama.cpp's own sampler chain, row by row.
+    engine = make_engine(gguf_path("spm-random-sharp"), n_slots=8, n_ctx=1024)
+    chain = GenerationParams(SamplingParams(temperature=0.0, logit_bias={5: 0.0}), max_tokens=16)
+    plain = GenerationParams(SamplingParams(temperature=0.0), max_tokens=16)
+    via_chain = [submit(engine, p, chain) for p in PROMPTS]
+    via_numpy = [submit(engine, p, plain) for p in PROMPTS]
+    for a, b in zip(via_chain, via_numpy):
+        assert a.wait().text == b.wait().text

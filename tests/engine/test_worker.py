@@ -9,14 +9,14 @@ import pytest
 from compat.model_settings import LoadSettings
 from server.engine.types import Failed, GenerateRequest, TextDelta
 from server.errors import EngineFailed, ModelLoadFailed
-from server.worker import WorkerEngine
+from server.worker import WorkerClient
 from tests.engine.conftest import Run, greedy, submit
 from tests.gguf_models import SCRIPTED_CASES
 
 
 @pytest.fixture
 def worker(gguf_path):
-    w = WorkerEngine(LoadSettings(model_path=gguf_path("spm-scripted"), n_ctx=2048, n_slots=2, n_threads=2), name="w")
+    w = WorkerClient(LoadSettings(model_path=gguf_path("spm-scripted"), n_ctx=2048, n_slots=2, n_threads=2), name="w")
     yield w
     w.close()
 
@@ -33,7 +33,7 @@ def test_load_failure_reports_llama_cpp_reason(tmp_path):
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 64)
     with pytest.raises(ModelLoadFailed) as info:
-        WorkerEngine(LoadSettings(model_path=bad, n_ctx=256, n_slots=1, n_threads=1), name="broken")
+        WorkerClient(LoadSettings(model_path=bad, n_ctx=256, n_slots=1, n_threads=1), name="broken")
     msg = info.value.message
     assert "broken" in msg and "could not load model" in msg
     # More than a bare "failed to load": llama.cpp's own words about the file.
@@ -42,7 +42,7 @@ def test_load_failure_reports_llama_cpp_reason(tmp_path):
 
 def test_missing_model_file_is_a_clear_load_error(tmp_path):
     with pytest.raises(ModelLoadFailed, match="not found"):
-        WorkerEngine(LoadSettings(model_path=tmp_path / "nope.gguf", n_slots=1, n_threads=1), name="nope")
+        WorkerClient(LoadSettings(model_path=tmp_path / "nope.gguf", n_slots=1, n_threads=1), name="nope")
 
 
 def test_a_crashed_worker_fails_only_its_requests(worker, gguf_path):
@@ -62,7 +62,7 @@ def test_a_crashed_worker_fails_only_its_requests(worker, gguf_path):
     late = submit(worker, "one", greedy(4)).wait(5)
     assert isinstance(late.end, Failed) and "not running" in late.end.error.message
     # This process (the front-end) is fine: another worker on the same file works.
-    other = WorkerEngine(LoadSettings(model_path=gguf_path("spm-scripted"), n_ctx=512, n_slots=1, n_threads=2), name="w2")
+    other = WorkerClient(LoadSettings(model_path=gguf_path("spm-scripted"), n_ctx=512, n_slots=1, n_threads=2), name="w2")
     try:
         assert submit(other, "one", greedy(None)).wait().text == " two three four five"
     finally:
@@ -71,7 +71,7 @@ def test_a_crashed_worker_fails_only_its_requests(worker, gguf_path):
 
 def test_an_illegal_instruction_says_what_to_do(gguf_path):
     # What ggml's AMX kernels do on some Xeons (see the Makefile): the reason says how to fix it.
-    worker = WorkerEngine(LoadSettings(model_path=gguf_path("spm-scripted"), n_ctx=512, n_slots=1, n_threads=2), name="ill")
+    worker = WorkerClient(LoadSettings(model_path=gguf_path("spm-scripted"), n_ctx=512, n_slots=1, n_threads=2), name="ill")
     try:
         os.kill(worker.pid, signal.SIGILL)
         late = submit(worker, "one", greedy(4)).wait(10)

@@ -1,0 +1,108 @@
+"""The typed messages between an engine and its clients: the same ones on the engine's queue and over a worker's pipe."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from server.engine.types import Event, GenerateRequest, ModelInfo
+from server.errors import LlamaslotsError
+
+# -- to the engine ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Submit:
+    rid: int
+    request: GenerateRequest
+
+
+@dataclass(frozen=True)
+class Cancel:
+    rid: int
+
+
+@dataclass(frozen=True)
+class Tokenize:
+    text: str
+    add_special: bool
+    parse_special: bool
+
+
+@dataclass(frozen=True)
+class Detokenize:
+    tokens: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Embed:
+    texts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Slot states and counters, read on the engine thread."""
+
+
+Query = Union[Tokenize, Detokenize, Embed, Stats]
+
+
+@dataclass(frozen=True)
+class Call:
+    """A query answered between steps by one CallDone with the same id."""
+
+    cid: int
+    query: Query
+
+
+@dataclass(frozen=True)
+class Stop:
+    """End the engine: running requests end as "cancelled", then the model is freed."""
+
+
+Command = Union[Submit, Cancel, Call, Stop]
+
+# -- from the engine -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ready:
+    info: ModelInfo
+
+
+@dataclass(frozen=True)
+class LoadFailed:
+    error: LlamaslotsError
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """What only the engine knows, sent with the step's events (no extra messages)."""
+
+    busy_slots: int = 0
+    waiting: int = 0
+    kv_used: int = 0
+    prompt_tokens: int = 0  # prompt tokens decoded in the step
+    generated_tokens: int = 0  # tokens sampled in the step
+
+
+@dataclass(frozen=True)
+class StepEvents:
+    """Every event of one engine step, in order: one message per step, not per token."""
+
+    events: list[tuple[int, Event]] = field(default_factory=list)
+    stats: StepStats | None = None
+
+
+@dataclass(frozen=True)
+class CallDone:
+    cid: int
+    value: Any = None
+    error: LlamaslotsError | None = None
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """The engine ended and freed the model."""
+
+
+Message = Union[Ready, LoadFailed, StepEvents, CallDone, Stopped]
