@@ -80,6 +80,10 @@ class LoadSettings:
     # Host memory for idle slots' prompt caches moved out of a unified KV cache (MiB; 0 keeps
     # them in the KV cache).
     cache_ram_mib: int = DEFAULT_CACHE_RAM_MIB
+    # Sliding-window models: a window cache as large as the whole context (llama.cpp's C
+    # default), so cached prompts stay reusable; false saves memory (llama-server's default)
+    # at the cost of more re-prefills.
+    swa_full: bool = True
     default_ctx_cap: int = DEFAULT_CTX_CAP
 
     def context_for(self, n_ctx_train: int) -> int:
@@ -132,6 +136,7 @@ def load_settings(cfg: ModelConfig, models_path: Path, defaults: ServerDefaults 
         embeddings=bool(cfg.embeddings),
         # LocalAI's -1 (and absent) means llama-server's default.
         cache_ram_mib=DEFAULT_CACHE_RAM_MIB if cache_ram is None or cache_ram < 0 else cache_ram,
+        swa_full=cfg.option_bool("swa_full", True),
     )
 
 

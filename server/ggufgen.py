@@ -342,9 +342,17 @@ def _pad(b: _VocabBuilder, size: int | None, fillers: Iterable[str], add_word: C
 # --------------------------------------------------------------------------- model spec
 
 
+Arch = Literal["llama", "gemma3"]
+
+
 @dataclass(frozen=True)
 class HParams:
-    """llama hyper-parameters. head_dim = n_embd / n_head; n_head_kv None means n_head."""
+    """Hyper-parameters. head_dim = n_embd / n_head; n_head_kv None means n_head.
+
+    arch "gemma3" is the sliding-window model real ones often are: `sliding_window` > 0 turns
+    llama.cpp's SWA cache on, and every `swa_pattern`-th layer attends globally (the others
+    see the last `sliding_window` positions only).
+    """
 
     n_embd: int = 64
     n_layer: int = 2
@@ -354,6 +362,9 @@ class HParams:
     context_length: int = 2048
     rms_eps: float = 1e-5
     rope_freq_base: float = 10000.0
+    arch: Arch = "llama"
+    sliding_window: int = 0
+    swa_pattern: int = 2
 
     @property
     def head_dim(self) -> int:
@@ -431,6 +442,12 @@ def _validate(spec: ModelSpec) -> None:
         raise GGUFSpecError(f"hparams.n_embd {hp.n_embd} is not a multiple of n_head {hp.n_head}")
     if hp.kv_heads <= 0 or hp.n_head % hp.kv_heads:
         raise GGUFSpecError(f"hparams.n_head {hp.n_head} is not a multiple of n_head_kv {hp.kv_heads}")
+    if hp.arch not in ("llama", "gemma3"):
+        raise GGUFSpecError(f"hparams.arch must be 'llama' or 'gemma3', got {hp.arch!r}")
+    if hp.arch == "gemma3" and isinstance(spec.weights, SuccessorWeights):
+        raise GGUFSpecError("scripted weights are for the llama architecture (gemma3 scales and norms its embeddings)")
+    if hp.sliding_window < 0 or (hp.sliding_window and hp.arch != "gemma3"):
+        raise GGUFSpecError("hparams.sliding_window needs arch 'gemma3' and a positive window")
     if spec.dtype not in ("F32", "F16", "Q8_0"):
         raise GGUFSpecError(f"dtype must be F32, F16 or Q8_0, got {spec.dtype!r}")
     if spec.dtype == "Q8_0" and (hp.n_embd % 32 or hp.n_ff % 32):
@@ -459,9 +476,11 @@ def _tensor_shapes(hp: HParams, n_vocab: int) -> list[tuple[str, tuple[int, ...]
     """(name, numpy shape) in file order; numpy shape is (out, in), GGUF stores it reversed."""
     q_dim = hp.n_head * hp.head_dim
     kv_dim = hp.kv_heads * hp.head_dim
+    gemma = hp.arch == "gemma3"
     shapes: list[tuple[str, tuple[int, ...]]] = [
         ("token_embd.weight", (n_vocab, hp.n_embd)),
         ("output_norm.weight", (hp.n_embd,)),
+        # gemma3 may tie it to the embedding; random weights then only echo the input token.
         ("output.weight", (n_vocab, hp.n_embd)),
     ]
     for i in range(hp.n_layer):
@@ -472,11 +491,21 @@ def _tensor_shapes(hp: HParams, n_vocab: int) -> list[tuple[str, tuple[int, ...]
             (p + "attn_k.weight", (kv_dim, hp.n_embd)),
             (p + "attn_v.weight", (kv_dim, hp.n_embd)),
             (p + "attn_output.weight", (hp.n_embd, q_dim)),
+        ]
+        if gemma:
+            shapes += [
+                (p + "attn_q_norm.weight", (hp.head_dim,)),
+                (p + "attn_k_norm.weight", (hp.head_dim,)),
+                (p + "post_attention_norm.weight", (hp.n_embd,)),
+            ]
+        shapes += [
             (p + "ffn_norm.weight", (hp.n_embd,)),
             (p + "ffn_gate.weight", (hp.n_ff, hp.n_embd)),
             (p + "ffn_up.weight", (hp.n_ff, hp.n_embd)),
             (p + "ffn_down.weight", (hp.n_embd, hp.n_ff)),
         ]
+        if gemma:
+            shapes.append((p + "post_ffw_norm.weight", (hp.n_embd,)))
     return shapes
 
 
@@ -548,7 +577,7 @@ def write_gguf(spec: ModelSpec, path: str | os.PathLike[str]) -> Path:
 
 def _write(spec: ModelSpec, path: Path) -> None:
     hp, v = spec.hparams, spec.vocab
-    w = GGUFWriter(path, "llama")
+    w = GGUFWriter(path, hp.arch)
     w.add_name(spec.name)
     w.add_file_type(int(_FILE_TYPE[spec.dtype]))
     if spec.dtype == "Q8_0":
@@ -562,6 +591,15 @@ def _write(spec: ModelSpec, path: Path) -> None:
     w.add_rope_dimension_count(hp.head_dim)  # llama requires n_rot == head_dim
     w.add_rope_freq_base(hp.rope_freq_base)
     w.add_layer_norm_rms_eps(hp.rms_eps)
+    if hp.arch == "gemma3":
+        w.add_key_length(hp.head_dim)
+        w.add_value_length(hp.head_dim)
+        if hp.sliding_window:
+            w.add_sliding_window(hp.sliding_window)
+            # Set explicitly: llama.cpp's default (6) would make every layer of a small model
+            # a window layer.
+            w.add_sliding_window_pattern(hp.swa_pattern)
+            w.add_rope_freq_base_swa(hp.rope_freq_base)
     w.add_vocab_size(v.n_vocab)
 
     w.add_tokenizer_model(v.model)

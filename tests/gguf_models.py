@@ -158,12 +158,13 @@ RANDOM_WORDS = (
 )
 
 
-def _random(name: str, tokenizer: str, dtype: str, std: float = 0.02) -> FixtureModel:
+def _random(name: str, tokenizer: str, dtype: str, std: float = 0.02, hparams: HParams | None = None) -> FixtureModel:
     if tokenizer == "llama":
         vocab = spm_vocab(RANDOM_WORDS, user_defined=("<tool_call>",), size=512)
     else:
         vocab = bpe_vocab(RANDOM_WORDS, user_defined=("<tool_call>",), size=512)
-    spec = ModelSpec(vocab=vocab, hparams=HParams(), weights=RandomWeights(seed=1234, std=std), dtype=dtype, name=name)  # type: ignore[arg-type]
+    spec = ModelSpec(vocab=vocab, hparams=hparams or HParams(), weights=RandomWeights(seed=1234, std=std),
+                     dtype=dtype, name=name)  # type: ignore[arg-type]
     return FixtureModel(name, spec)
 
 
@@ -175,13 +176,17 @@ BPE_RANDOM = _random("bpe-random", "gpt2", "Q8_0")
 # Weights with a wider spread give well-separated logits: the default's nearly uniform logits
 # have top-2 gaps of 1e-5, where greedy decoding flips on any change in summation order.
 SPM_RANDOM_SHARP = _random("spm-random-sharp", "llama", "F32", std=0.5)
+# Sliding-window attention (gemma3): layer 0 sees the last 16 positions, layer 1 all of them.
+SWA_RANDOM_SHARP = _random("swa-random-sharp", "llama", "F32", std=0.5,
+                           hparams=HParams(arch="gemma3", n_head=2, n_head_kv=1, sliding_window=16, swa_pattern=2))
 SPM_SCRIPTED = _scripted("spm-scripted", "llama", "F16")
 BPE_SCRIPTED = _scripted("bpe-scripted", "gpt2", "F32")
 SPM_CHATML = _scripted("spm-chatml", "llama", "Q8_0", chat_template=CHATML_TEMPLATE)
 BPE_CHATML = _scripted("bpe-chatml", "gpt2", "F16", chat_template=CHATML_TEMPLATE)
 
 MODELS: dict[str, FixtureModel] = {
-    m.name: m for m in (SPM_RANDOM, BPE_RANDOM, SPM_RANDOM_SHARP, SPM_SCRIPTED, BPE_SCRIPTED, SPM_CHATML, BPE_CHATML)
+    m.name: m for m in (SPM_RANDOM, BPE_RANDOM, SPM_RANDOM_SHARP, SWA_RANDOM_SHARP, SPM_SCRIPTED, BPE_SCRIPTED,
+                        SPM_CHATML, BPE_CHATML)
 }
 SCRIPTED_MODELS = tuple(m for m in MODELS.values() if m.cases)
 CHAT_MODELS = tuple(m for m in MODELS.values() if m.chat_cases)

@@ -41,14 +41,18 @@ def test_fixture_metadata_matches_spec(gguf_path, name):
     spec = MODELS[name].spec
     r = GGUFReader(gguf_path(name))
     hp, v = spec.hparams, spec.vocab
-    assert _field(r, "general.architecture") == "llama"
-    assert _field(r, "llama.embedding_length") == hp.n_embd
-    assert _field(r, "llama.block_count") == hp.n_layer
-    assert _field(r, "llama.feed_forward_length") == hp.n_ff
-    assert _field(r, "llama.attention.head_count") == hp.n_head
-    assert _field(r, "llama.rope.dimension_count") == hp.n_embd // hp.n_head
-    assert _field(r, "llama.context_length") == hp.context_length
-    assert "llama.attention.layer_norm_rms_epsilon" in r.fields
+    a = hp.arch
+    assert _field(r, "general.architecture") == a
+    assert _field(r, f"{a}.embedding_length") == hp.n_embd
+    assert _field(r, f"{a}.block_count") == hp.n_layer
+    assert _field(r, f"{a}.feed_forward_length") == hp.n_ff
+    assert _field(r, f"{a}.attention.head_count") == hp.n_head
+    assert _field(r, f"{a}.rope.dimension_count") == hp.n_embd // hp.n_head
+    assert _field(r, f"{a}.context_length") == hp.context_length
+    assert f"{a}.attention.layer_norm_rms_epsilon" in r.fields
+    if hp.sliding_window:
+        assert _field(r, f"{a}.attention.sliding_window") == hp.sliding_window
+        assert _field(r, f"{a}.attention.sliding_window_pattern") == hp.swa_pattern
     assert _field(r, "tokenizer.ggml.model") == v.model
     assert _field(r, "tokenizer.ggml.tokens") == list(v.tokens)
     assert _field(r, "tokenizer.ggml.token_type") == list(v.token_types)
@@ -69,7 +73,8 @@ def test_fixture_tensors_have_llama_layout_and_dtype(gguf_path, name):
     spec = MODELS[name].spec
     hp, n_vocab = spec.hparams, spec.vocab.n_vocab
     tensors = {t.name: t for t in GGUFReader(gguf_path(name)).tensors}
-    assert len(tensors) == 3 + 9 * hp.n_layer
+    # gemma3 adds q/k norms and post-attention/post-FFN norms to each layer.
+    assert len(tensors) == 3 + (13 if hp.arch == "gemma3" else 9) * hp.n_layer
     # GGUF dims are innermost first: token_embd is {n_embd, n_vocab}.
     assert list(tensors["token_embd.weight"].shape) == [hp.n_embd, n_vocab]
     assert list(tensors["output.weight"].shape) == [hp.n_embd, n_vocab]

@@ -133,6 +133,7 @@ class LlamaRuntime:
         cp.n_threads = opts.n_threads
         cp.n_threads_batch = opts.n_threads_batch or opts.n_threads
         cp.kv_unified = opts.kv_unified
+        cp.swa_full = opts.swa_full
         cp.flash_attn_type = _FLASH.get(opts.flash_attention, -1)
         cp.no_perf = True
         cp.embeddings = False
