@@ -29,7 +29,9 @@ install: $(VENV)/.installed
 serve: install
 	$(BIN)/llamaslots run $(ARGS)
 
+# The type check first (seconds), then the suite.
 test: install
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q $(ARGS)
 
 # Rebuild llama-cpp-python with this CMAKE_ARGS (e.g. CMAKE_ARGS=-DGGML_CUDA=on), past pip's

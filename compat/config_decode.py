@@ -157,7 +157,7 @@ class _Decoder:
             return None if _optional(hint) else _SKIP
         base = _strip_optional(hint)
         origin = typing.get_origin(base)
-        if dataclasses.is_dataclass(base):
+        if isinstance(base, type) and dataclasses.is_dataclass(base):
             return self.dataclass_from(base, node, path)
         if base is Any:
             return to_python(node)

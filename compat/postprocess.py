@@ -19,10 +19,17 @@ GO_SPACE = (
 
 
 class PostprocessConfig(Protocol):
-    cutstrings: Sequence[str] | None
-    extract_regex: Sequence[str] | None
-    trimspace: Sequence[str] | None
-    trimsuffix: Sequence[str] | None
+    @property
+    def cutstrings(self) -> Sequence[str] | None: ...
+
+    @property
+    def extract_regex(self) -> Sequence[str] | None: ...
+
+    @property
+    def trimspace(self) -> Sequence[str] | None: ...
+
+    @property
+    def trimsuffix(self) -> Sequence[str] | None: ...
 
 
 def go_trim_space(s: str) -> str:
@@ -133,7 +140,6 @@ class _CutStage(_Stage):
         self._buf = ""
         self._pos = 0   # Go's searchPos, as an index into _buf
         self._out = 0   # first index of _buf not yet emitted or cut
-        self._started = False
 
     def _scan(self, final: bool) -> str:
         buf, rx, w = self._buf, self._rx, self._w

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 from compat.config import load_configs
 from compat.jinja_chat import ChatTemplateError
@@ -61,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.prompt is not None:
-            kind, body = "completion", {"prompt": args.prompt}
+            kind: Literal["chat", "completion"] = "completion"
+            body: dict[str, Any] = {"prompt": args.prompt}
         elif args.messages is not None:
             data = _read_json(args.messages)
             messages = data.get("messages") if isinstance(data, dict) else data

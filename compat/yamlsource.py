@@ -58,10 +58,10 @@ def _compose_first(text: str, file: Path | None, problems: list[Problem]) -> yam
     docs = yaml.compose_all(text, Loader=yaml.SafeLoader)
     first = next(docs, None)
     try:
-        second = next(docs, None)
+        more = next(docs, None) is not None
     except yaml.YAMLError:
-        second = True
-    if second is not None:
+        more = True
+    if more:
         problems.append(Problem(
             file, 0, 0, "warning",
             "the file holds more than one YAML document (`---`); only the first is read",

@@ -5,7 +5,7 @@ import json
 import os
 from pathlib import Path
 
-from server.ggufgen import ModelSpec, Special, scripted_spec, spec_digest, unique_pieces, write_gguf
+from server.ggufgen import ModelSpec, Special, TokenRef, scripted_spec, spec_digest, unique_pieces, write_gguf
 
 DEMO_MODEL_NAME = "demo"
 DEMO_SENTENCE = (
@@ -32,7 +32,7 @@ def demo_spec() -> ModelSpec:
     # '<|im_start|>assistant\n', so '\n' starts the answer; the sentence's pieces are
     # generate-only tokens (no merges), so no prompt can end inside the sentence, and every
     # other token defaults to its start: plain completions get the sentence too.
-    chain = ["\n", *pieces, Special("<|im_end|>")]
+    chain: list[TokenRef] = ["\n", *pieces, Special("<|im_end|>")]
     return scripted_spec(
         "gpt2",
         [chain],

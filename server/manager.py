@@ -52,7 +52,7 @@ class ModelHandle:
         # Set while a swap waits for this model's requests to end: new ones queue behind it.
         self.draining = False
         # One hop onto the loop per engine step, for all of that step's events.
-        engine.set_poster(loop.call_soon_threadsafe)
+        engine.set_poster(lambda fn: loop.call_soon_threadsafe(fn))
 
     async def generate(self, req: GenerateRequest) -> AsyncIterator[Event]:
         events: asyncio.Queue[Event] = asyncio.Queue()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, NoReturn
+
 from .errors import ExecError
 from .funcs import FuncError, FuncSpec, T_ANY, T_BOOL, T_FLOAT, T_INT, T_LIST, T_MAP, T_STR, T_VALUE, TYPE_NAMES
 from .gofmt import format_value
@@ -37,14 +39,14 @@ class State:
     def __init__(self, tmpl, tname: str):
         self.tmpl = tmpl
         self.tname = tname
-        self.node = None
+        self.node: Any = None
         self.vars: list[list] = []   # [name, value, iface]
         self.out: list[str] = []
         self.depth = 0
         self.dot_iface = False
 
     # ---- errors -------------------------------------------------------------
-    def errorf(self, msg: str):
+    def errorf(self, msg: str) -> NoReturn:
         node = self.node
         if node is None:
             raise ExecError(f"template: {self.tname}: {msg}")
@@ -370,6 +372,7 @@ class State:
             else:
                 t = params[num_in - 1]
             argv.append(self.validate_type(final, False, t))
+        assert spec.fn is not None, "and/or are evaluated by the executor"
         try:
             return spec.fn(*argv)
         except FuncError as e:

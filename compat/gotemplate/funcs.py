@@ -27,7 +27,7 @@ TYPE_NAMES = {
 
 @dataclass(frozen=True, slots=True)
 class FuncSpec:
-    fn: Callable
+    fn: Callable | None  # None: and/or, which the executor evaluates itself
     params: tuple = ()
     variadic: str | None = None   # element type of a trailing ...T parameter
     lazy: bool = False            # and/or evaluate their arguments themselves

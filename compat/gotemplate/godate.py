@@ -162,7 +162,7 @@ def go_format(t: GoTime, layout: str) -> str:
 
 def _zone(name: str) -> _dt.tzinfo:
     if name == "Local":
-        return _dt.datetime.now().astimezone().tzinfo
+        return _dt.datetime.now().astimezone().tzinfo or _dt.timezone.utc
     if name in ("UTC", ""):
         return _dt.timezone.utc
     try:

@@ -89,8 +89,8 @@ def _enc(v, html: bool, out: list, indent: str | None, level: int) -> None:
         _enc_obj(items, html, out, indent, level)
     elif t is NilList or t is NilDict:
         out.append("null")
-    elif as_go_time(v) is not None:
-        out.append('"' + rfc3339nano(as_go_time(v)) + '"')
+    elif (go_time := as_go_time(v)) is not None:
+        out.append('"' + rfc3339nano(go_time) + '"')
     elif isinstance(v, bool):
         out.append("true" if v else "false")
     elif isinstance(v, int):

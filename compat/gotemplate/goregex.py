@@ -190,7 +190,6 @@ class _Flags:
 @dataclass
 class _Group:
     flags: _Flags  # the flags to restore when the group closes
-    start: int  # index into the output where the group's text begins
 
 
 @dataclass
@@ -213,7 +212,6 @@ class _Parser:
         # or "repeat" (right after one; Go refuses a second).
         self.last = "op"
         self.last_repeat_at = -1
-        self.atom_start = 0
 
     def error(self, code: str, fragment: str) -> GoRegexError:
         return GoRegexError(code, fragment, self.src)
@@ -266,7 +264,6 @@ class _Parser:
         self.i += width
 
     def atom_text(self, text: str, start: int) -> None:
-        self.atom_start = len(self.out)
         self.out.append(text)
         self.last = "atom"
 
@@ -286,8 +283,8 @@ class _Parser:
             text = op
         if non_greedy != self.flags.ungreedy:
             text += "?"
-        # Wrap the atom so the operator applies to all of it (a flag-scoped atom is one group
-        # already; a bare literal is one character).
+        # Every atom was written as one unit (a character, a class, a group), so the operator
+        # applies to all of it.
         self.out.append(text)
         self.last = "repeat"
         self.last_repeat_at = start
@@ -379,7 +376,7 @@ class _Parser:
         raise self.error(ERR_INVALID_PERL_OP, src[i:j])
 
     def push(self, text: str) -> None:
-        self.stack.append(_Group(_Flags(**vars(self.flags)), len(self.out)))
+        self.stack.append(_Group(_Flags(**vars(self.flags))))
         self.out.append(text)
         self.last = "op"
 
@@ -389,7 +386,6 @@ class _Parser:
         group = self.stack.pop()
         self.flags = group.flags
         self.out.append(")")
-        self.atom_start = group.start
         self.last = "atom"
         self.i += 1
 

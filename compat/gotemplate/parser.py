@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from . import lexer as L
 from .errors import ParseError
 from .gofmt import unquote, unquote_char
@@ -81,12 +83,12 @@ class Parser:
         return t
 
     # ---- errors ---------------------------------------------------------
-    def errorf(self, msg: str):
+    def errorf(self, msg: str) -> NoReturn:
         # Go reports the line of the most recently lexed token (its one-token lookahead).
         line = self.toks[self.hi].line
         raise ParseError(f"template: {self.name}:{line}: {msg}", self.name, line)
 
-    def unexpected(self, tok: L.Token, context: str):
+    def unexpected(self, tok: L.Token, context: str) -> NoReturn:
         if tok.kind == L.ERROR:
             extra = ""
             if self.action_line and self.action_line != tok.line:

@@ -70,7 +70,7 @@ def _go_clean(p: str) -> str:
     if p == "":
         return "."
     rooted = p.startswith("/")
-    parts = []
+    parts: list[str] = []
     for seg in p.split("/"):
         if seg in ("", "."):
             continue

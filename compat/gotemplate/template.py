@@ -27,7 +27,7 @@ class Template:
         self.text = text
         self.trees = trees
         self.funcs = funcs
-        self._src_bytes = None
+        self._src_bytes: bytes | None = None
 
     def execute(self, data: Any) -> str:
         """Render with `data` as dot; raises ExecError like Go's Execute."""

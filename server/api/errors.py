@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable, Coroutine
+from typing import Any, Callable, Coroutine, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -43,7 +43,7 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return "".join(parts) or "body"
 
 
-def validation_message(errors: list[dict[str, Any]]) -> str:
+def validation_message(errors: Sequence[Any]) -> str:
     """One clause per field, naming it: `temperature: Input should be a valid number (got "hot")`."""
     by_field: dict[str, list[str]] = {}
     shown_input: dict[str, str] = {}
@@ -94,7 +94,7 @@ async def _on_request_error(request: Request, exc: Exception) -> Response:
 
 async def _on_request_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, (RequestValidationError, ValidationError))
-    return error_response(InvalidRequest(validation_message(list(exc.errors()))))
+    return error_response(InvalidRequest(validation_message(exc.errors())))
 
 
 async def _on_http_exception(request: Request, exc: Exception) -> Response:

@@ -7,7 +7,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable, Protocol, TypeVar
+from typing import Any, AsyncGenerator, AsyncIterator, Awaitable, Callable, Protocol, TypeVar
 
 import anyio
 from starlette.requests import Request
@@ -255,7 +255,7 @@ class _Error:
 
 async def _choice_stream(
     index: int, events: AsyncIterator[Event], fmt: ChunkFormat, post: StreamPostprocessor, prefix: str
-) -> AsyncIterator[_Chunk | _End | _Error]:
+) -> AsyncGenerator[_Chunk | _End | _Error, None]:
     """One choice's chunks, then its end (with usage) or an error. Closing it cancels the request."""
     try:
         for chunk in fmt.opening():
@@ -340,7 +340,7 @@ async def stream_choices(
                 await choice.aclose()
 
 
-async def _merge(choices: list[AsyncIterator[T]]) -> AsyncIterator[T]:
+async def _merge(choices: list[AsyncGenerator[T, None]]) -> AsyncGenerator[T, None]:
     """Items of several iterators as they come. Closing this stops (and awaits) every pump,
     so the iterators can be closed safely afterwards."""
     queue: asyncio.Queue = asyncio.Queue()

@@ -194,13 +194,3 @@ class ModelList(_Response):
 
 class TokenizeResponse(_Response):
     tokens: list[int]
-
-
-class ErrorDetail(_Response):
-    code: int
-    message: str
-    type: str
-
-
-class ErrorResponse(_Response):
-    error: ErrorDetail

@@ -78,6 +78,7 @@ class Batch:
     def free(self) -> None:
         if self.raw is not None:
             for i, address in enumerate(self._own_seq_ptrs):
-                self.raw.seq_id[i] = ctypes.cast(address, self._int_p)
+                if address:
+                    self.raw.seq_id[i] = ctypes.cast(address, self._int_p)
             lc.llama_batch_free(self.raw)
             self.raw = None

@@ -40,7 +40,7 @@ class EngineClient:
         self._ids = itertools.count(1)
         self._sinks: dict[int, Sink] = {}
         self._calls: dict[int, Future] = {}
-        self._post: Callable[[Callable[[], None]], None] | None = None
+        self._post: Callable[[Callable[[], None]], object] | None = None
         # Called (on the delivering thread) with each step's counters.
         self.on_stats: Callable[[StepStats], None] | None = None
         self.dead: str | None = None
@@ -68,7 +68,7 @@ class EngineClient:
         raise NotImplementedError
 
     # -- calls ------------------------------------------------------------------------------
-    def set_poster(self, post: Callable[[Callable[[], None]], None] | None) -> None:
+    def set_poster(self, post: Callable[[Callable[[], None]], object] | None) -> None:
         self._post = post
 
     def submit(self, req: GenerateRequest, sink: Sink) -> int:

@@ -62,10 +62,7 @@ class SamplerChain:
             for tok in eog_tokens:
                 bias[tok] = float("-inf")
         if bias:
-            arr = (lc.llama_logit_bias * len(bias))()
-            for i, (tok, val) in enumerate(bias.items()):
-                arr[i].token = tok
-                arr[i].bias = val
+            arr = (lc.llama_logit_bias * len(bias))(*(lc.llama_logit_bias(tok, val) for tok, val in bias.items()))
             self._add(lc.llama_sampler_init_logit_bias(n_vocab, len(bias), arr))
         penalize = p.repeat_penalty != 1.0 or p.frequency_penalty != 0.0 or p.presence_penalty != 0.0
         if penalize and p.repeat_last_n != 0:

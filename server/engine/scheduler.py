@@ -361,7 +361,7 @@ class Scheduler:
             if s.state is not SlotState.WAITING_PREFIX or s.fork_src is None:
                 continue
             src = s.fork_src
-            if len(src.cache) >= s.fork_n and src.cache[: s.fork_n] == s.job.prompt[: s.fork_n]:
+            if s.job is not None and len(src.cache) >= s.fork_n and src.cache[: s.fork_n] == s.job.prompt[: s.fork_n]:
                 ops.append(self._fork(s))
             elif src.state is not SlotState.PROMPT or src.job is None:
                 self._unfork(s)  # the source stopped before the prefix: prefill it alone
@@ -386,7 +386,7 @@ class Scheduler:
         fork now if it is there, else prefill on their own."""
         ops: list[Op] = []
         for s in self.slots:
-            if s.state is SlotState.WAITING_PREFIX and s.fork_src is src and s.fork_n > keep:
+            if s.state is SlotState.WAITING_PREFIX and s.fork_src is src and s.fork_n > keep and s.job is not None:
                 if len(src.cache) >= s.fork_n and src.cache[: s.fork_n] == s.job.prompt[: s.fork_n]:
                     ops.append(self._fork(s))
                 else:
