@@ -1,4 +1,4 @@
-"""Throughput benchmark: llamaslots' slot engine vs llama-cpp-python's own server, same GGUF, same load."""
+"""Throughput and latency of llamaslots against llama.cpp's llama-server (and llama-cpp-python's server), same GGUF, same load."""
 from __future__ import annotations
 
 import argparse
@@ -9,20 +9,23 @@ import platform
 import shlex
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE_DIR = REPO_ROOT / ".cache" / "bench"
 MODEL_NAME = "bench"
-SERVER_NAMES = ("llamaslots", "peer")
+# The peer that counts is llama-server built from the llama.cpp llama-cpp-python vendors (same
+# ggml); llama-cpp-python's own server serializes requests and is kept as a second one.
+SERVER_NAMES = ("llamaslots", "llama-server", "llama-cpp-python")
+REFERENCE = "llama-server"
+MODEL_KINDS = ("small", "large-vocab", "gemma3-swa")
 # Cores that other processes may use during a level before its number is flagged as disturbed.
 OTHER_LOAD_LIMIT = 0.15
 
@@ -35,30 +38,45 @@ class BenchError(Exception):
 # The model
 
 
-def bench_model_spec():
-    """The GGUF both servers load: llama arch, n_embd 512, 8 layers, 8 heads, n_ff 1536, vocab 8192,
-    Q8_0 (~38 MB): generated in seconds, yet a decode step costs what a small real model's does
-    (the shape llamacpp.md section 8 measured the peers with)."""
+def bench_model_spec(kind: str = "small"):
+    """The GGUF every server loads, random weights, generated in seconds to a minute:
+
+    - small: llama arch, n_embd 512, 8 layers, 8 heads, n_ff 1536, vocab 8192, Q8_0 (~38 MB); a
+      decode step costs what a small real model's does (the shape llamacpp.md section 8 measured
+      the peers with);
+    - large-vocab: the same with a 151,936-token vocabulary (Qwen's size): per-token work over the
+      vocabulary (sampling, detokenizing, logits) shows at its real cost;
+    - gemma3-swa: gemma3 architecture with a 262,144-token vocabulary (gemma3's) and a 512-position
+      sliding window on 5 of every 6 layers, as real gemma3 models have.
+    """
     sys.path.insert(0, str(REPO_ROOT))
     try:
         from server import ggufgen
     except ImportError as exc:
         raise BenchError(f"cannot generate the bench model: server.ggufgen is not importable ({exc})") from exc
-    return ggufgen, ggufgen.realistic_random_spec("llama", "Q8_0", seed=0)
+    if kind == "small":
+        return ggufgen, ggufgen.realistic_random_spec("llama", "Q8_0", seed=0)
+    if kind == "large-vocab":
+        return ggufgen, ggufgen.realistic_random_spec("llama", "Q8_0", seed=0, n_vocab=151936)
+    if kind == "gemma3-swa":
+        return ggufgen, ggufgen.realistic_random_spec("llama", "Q8_0", seed=0, n_vocab=262144, arch="gemma3",
+                                                      sliding_window=512, swa_pattern=6, n_layer=6)
+    raise BenchError(f"unknown model kind {kind!r}; one of {', '.join(MODEL_KINDS)}")
 
 
 def describe_model(spec) -> str:
     hp, v = spec.hparams, spec.vocab
-    return (f"random-weight GGUF, llama arch, n_embd {hp.n_embd}, {hp.n_layer} layers, {hp.n_head} heads, "
-            f"n_ff {hp.n_ff}, vocab {v.n_vocab} ({v.model} tokenizer), {spec.dtype}")
+    swa = f", sliding window {hp.sliding_window} (every {hp.swa_pattern}th layer global)" if hp.sliding_window else ""
+    return (f"random-weight GGUF, {hp.arch} arch, n_embd {hp.n_embd}, {hp.n_layer} layers, {hp.n_head} heads, "
+            f"n_ff {hp.n_ff}, vocab {v.n_vocab} ({v.model} tokenizer), {spec.dtype}{swa}")
 
 
-def ensure_model(cache_dir: Path) -> tuple[Path, str]:
+def ensure_model(cache_dir: Path, kind: str = "small") -> tuple[Path, str]:
     """Return the cached bench GGUF (written first if missing) and its description."""
-    ggufgen, spec = bench_model_spec()
+    ggufgen, spec = bench_model_spec(kind)
     # The digest changes whenever the generator would write different bytes, so a stale
     # cached file is never reused.
-    path = cache_dir / "models" / f"bench-{ggufgen.spec_digest(spec)}.gguf"
+    path = cache_dir / "models" / f"bench-{kind}-{ggufgen.spec_digest(spec)}.gguf"
     if not path.is_file():
         ggufgen.write_gguf(spec, path)  # atomic: an interrupted run leaves no partial file
     return path, describe_model(spec)
@@ -89,8 +107,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+BENCH_CTX = 4096
+BENCH_BATCH = 512
+
+
 def write_llamaslots_config(work_dir: Path, model_file: Path, threads: int, slots: int,
-                            extra_options: tuple[str, ...] = ()) -> Path:
+                            extra_options: tuple[str, ...] = (), context_size: int = BENCH_CTX) -> Path:
     """A LocalAI-style model list with the one bench model (written by hand: no yaml dependency)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     path = work_dir / "bench-config.yaml"
@@ -100,7 +122,7 @@ def write_llamaslots_config(work_dir: Path, model_file: Path, threads: int, slot
         "  backend: llama-cpp\n"
         "  parameters:\n"
         f"    model: {json.dumps(model_file.name)}\n"
-        "  context_size: 4096\n"
+        f"  context_size: {context_size}\n"
         f"  threads: {threads}\n"
         "  options:\n"
         f"    - \"parallel:{slots}\"\n"
@@ -123,16 +145,37 @@ def llamaslots_spec(python: str, config: Path, models_dir: Path, port: int) -> S
     )
 
 
-def peer_spec(python: str, model_file: Path, threads: int, port: int, interrupt_requests: bool) -> ServerSpec:
+def llama_server_spec(binary: str, model_file: Path, threads: int, slots: int, port: int,
+                      context_size: int = BENCH_CTX) -> ServerSpec:
+    """llama.cpp's server with llamaslots' settings: the same slots, one unified KV cache of the same
+    total size, threads, batch and ubatch (llama-server's own -b default is 2048, LocalAI's 512),
+    the same host-memory prompt cache (8192 MiB, both defaults) and no automatic fitting."""
     return ServerSpec(
-        name="peer",
+        name="llama-server",
+        argv=[
+            binary, "-m", str(model_file), "-a", MODEL_NAME,
+            "-np", str(slots), "-c", str(context_size), "--kv-unified",
+            "-t", str(threads), "-tb", str(threads),
+            "-b", str(BENCH_BATCH), "-ub", str(BENCH_BATCH),
+            "--cache-ram", "8192", "--fit", "off", "--no-webui",
+            "--host", "127.0.0.1", "--port", str(port),
+        ],
+        port=port,
+        hint="build it with bench/build_llama_server.sh (from llama-cpp-python's vendored llama.cpp)",
+    )
+
+
+def llama_cpp_python_spec(python: str, model_file: Path, threads: int, port: int, interrupt_requests: bool,
+                          context_size: int = BENCH_CTX) -> ServerSpec:
+    return ServerSpec(
+        name="llama-cpp-python",
         argv=[
             python, "-m", "llama_cpp.server",
             "--model", str(model_file),
             "--model_alias", MODEL_NAME,
             "--n_threads", str(threads),
             "--n_threads_batch", str(threads),
-            "--n_ctx", "4096",
+            "--n_ctx", str(context_size),
             # Its default (true) cuts a running stream off with [DONE] as soon as another request
             # waits, which would make it "finish" most streams early at concurrency > 1.
             "--interrupt_requests", "true" if interrupt_requests else "false",
@@ -311,6 +354,9 @@ class RequestResult:
     # several tokens in one chunk, e.g. to hold back an incomplete UTF-8 character).
     count_source: str = "chunks"
     text_chunks: int = 0
+    # Seconds from the request to each text chunk: TTFT is the first, the gaps are the
+    # inter-token latencies.
+    chunk_times: list[float] = field(default_factory=list)
     ttft_s: Optional[float] = None
     latency_s: Optional[float] = None
     finish_reason: Optional[str] = None
@@ -350,8 +396,16 @@ class LevelResult:
 
     @property
     def p50_ttft_s(self) -> Optional[float]:
-        ttfts = [r.ttft_s for r in self.requests if r.ttft_s is not None]
-        return statistics.median(ttfts) if ttfts else None
+        return percentile([r.ttft_s for r in self.requests if r.ttft_s is not None], 50)
+
+    @property
+    def p95_ttft_s(self) -> Optional[float]:
+        return percentile([r.ttft_s for r in self.requests if r.ttft_s is not None], 95)
+
+    def itl(self, q: float) -> Optional[float]:
+        """Inter-token latency percentile: gaps between consecutive text chunks of a stream."""
+        gaps = [b - a for r in self.requests for a, b in zip(r.chunk_times, r.chunk_times[1:])]
+        return percentile(gaps, q)
 
     def notes(self) -> list[str]:
         """How the numbers were taken, where it is worth saying but does not make them doubtful."""
@@ -388,6 +442,15 @@ class LevelResult:
         if "chunks" in {r.count_source for r in ok}:
             out.append("no usage in stream: some tokens counted as text chunks (a lower bound)")
         return out
+
+
+def percentile(values: list[float], q: float) -> Optional[float]:
+    """The q-th percentile (nearest rank), None without values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(round(q / 100 * len(ordered) + 0.5))))
+    return ordered[rank - 1]
 
 
 def make_prompt(serial: int) -> str:
@@ -440,8 +503,10 @@ async def stream_completion(
                 for choice in event.get("choices") or []:
                     if choice.get("text"):
                         chunks_with_text += 1
+                        now = time.perf_counter() - t0
+                        result.chunk_times.append(now)
                         if result.ttft_s is None:
-                            result.ttft_s = time.perf_counter() - t0
+                            result.ttft_s = now
                     if choice.get("finish_reason"):
                         result.finish_reason = choice["finish_reason"]
     except (httpx.HTTPError, json.JSONDecodeError) as exc:
@@ -457,13 +522,31 @@ async def stream_completion(
     return result
 
 
+SYSTEM_WORDS = ("You are a careful assistant for a travel company. Answer in full sentences, cite the "
+                "itinerary when you can, never invent prices, and keep a friendly tone. ")
+
+
+def shared_prefix_prompt(serial: int, group: int) -> str:
+    """The shared-prefix scenario: every request of a level starts with the same ~500-token system
+    prompt (its own per level, so no level finds it cached), then asks its own question."""
+    system = f"Session {group}. " + SYSTEM_WORDS * 14
+    return f"{system}\nQuestion {serial}: what should I see on day {serial % 7 + 1}? Answer:"
+
+
+PromptFn = Callable[[int, int], str]
+
+
+def distinct_prompt(serial: int, group: int) -> str:
+    return make_prompt(serial)
+
+
 async def run_client(
     client: httpx.AsyncClient, base_url: str, client_id: int, n_requests: int, max_tokens: int,
-    sink: list[RequestResult], first_serial: int,
+    sink: list[RequestResult], first_serial: int, prompt_fn: PromptFn = distinct_prompt,
 ) -> None:
     for i in range(n_requests):
         r = RequestResult(client=client_id, index=i)
-        await stream_completion(client, base_url, make_prompt(first_serial + client_id * n_requests + i),
+        await stream_completion(client, base_url, prompt_fn(first_serial + client_id * n_requests + i, first_serial),
                                 max_tokens, r)
         sink.append(r)
 
@@ -471,6 +554,7 @@ async def run_client(
 async def run_level(
     server: str, base_url: str, concurrency: int, requests_per_client: int, max_tokens: int,
     timeout_s: float, server_pgid: Optional[int] = None, first_serial: int = 1,
+    prompt_fn: PromptFn = distinct_prompt,
 ) -> LevelResult:
     """One level: `concurrency` clients, each sending `requests_per_client` requests in turn; the
     prompts are numbered from `first_serial` on."""
@@ -482,7 +566,7 @@ async def run_level(
         t0 = time.perf_counter()
         tasks = [
             asyncio.create_task(
-                run_client(client, base_url, c, requests_per_client, max_tokens, results, first_serial)
+                run_client(client, base_url, c, requests_per_client, max_tokens, results, first_serial, prompt_fn)
             )
             for c in range(concurrency)
         ]
@@ -525,6 +609,20 @@ class BenchConfig:
     repeat: int = 1
     # What is left of --wait-quiet: the whole run's budget for waiting, spent level by level.
     wait_quiet_s: float = 0.0
+    # "throughput" (distinct prompts) or "shared-prefix" (one system prompt per level).
+    scenario: str = "throughput"
+
+    @property
+    def prompt_fn(self) -> PromptFn:
+        return shared_prefix_prompt if self.scenario == "shared-prefix" else distinct_prompt
+
+
+def _num(value: Optional[float], fmt: str = "{:.3f}") -> str:
+    return "—" if value is None else fmt.format(value)
+
+
+def _ms(seconds: Optional[float]) -> str:
+    return "—" if seconds is None else f"{seconds * 1000:.1f}"
 
 
 def _fmt_tps(level: Optional[LevelResult]) -> str:
@@ -532,27 +630,46 @@ def _fmt_tps(level: Optional[LevelResult]) -> str:
 
 
 def _fmt_ttft(level: Optional[LevelResult]) -> str:
-    if level is None or level.p50_ttft_s is None:
+    return _num(level.p50_ttft_s if level else None)
+
+
+def _ratio(a: Optional[float], b: Optional[float]) -> str:
+    if a is None or b is None or b <= 0:
         return "—"
-    return f"{level.p50_ttft_s:.3f}"
+    return f"{a / b:.2f}x"
 
 
-def _ratio(a: Optional[LevelResult], b: Optional[LevelResult]) -> str:
-    if a is None or b is None or b.tokens_per_s <= 0:
-        return "—"
-    return f"{a.tokens_per_s / b.tokens_per_s:.2f}x"
+def reference_of(results: dict[str, dict[int, LevelResult]]) -> Optional[str]:
+    """The server llamaslots is compared with: llama-server when it ran, else the other one."""
+    others = [s for s in SERVER_NAMES if s != "llamaslots" and s in results]
+    if REFERENCE in others:
+        return REFERENCE
+    return others[0] if others else None
 
 
-HEADER = ["concurrency", "llamaslots tok/s", "peer tok/s", "ratio",
-          "llamaslots p50 TTFT s", "peer p50 TTFT s"]
+HEADER = ["concurrency", "server", "tok/s", "tok/s ratio", "p50 TTFT s", "p95 TTFT s", "TTFT ratio",
+          "p50 ITL ms", "p95 ITL ms"]
 
 
 def table_rows(results: dict[str, dict[int, LevelResult]], cfg: BenchConfig) -> list[list[str]]:
+    """One row per server and level; the ratios are llamaslots' over the reference server's
+    (tok/s: higher is better for llamaslots; p50 TTFT: lower is)."""
+    ref = reference_of(results)
     rows = []
     for c in cfg.concurrency:
-        a = results.get("llamaslots", {}).get(c)
-        b = results.get("peer", {}).get(c)
-        rows.append([str(c), _fmt_tps(a), _fmt_tps(b), _ratio(a, b), _fmt_ttft(a), _fmt_ttft(b)])
+        base = results.get(ref, {}).get(c) if ref else None
+        for server in SERVER_NAMES:
+            lv = results.get(server, {}).get(c)
+            if lv is None:
+                continue
+            mine = server == "llamaslots"
+            rows.append([
+                str(c), server, _fmt_tps(lv),
+                _ratio(lv.tokens_per_s, base.tokens_per_s if base else None) if mine else "",
+                _num(lv.p50_ttft_s), _num(lv.p95_ttft_s),
+                _ratio(lv.p50_ttft_s, base.p50_ttft_s if base else None) if mine else "",
+                _ms(lv.itl(50)), _ms(lv.itl(95)),
+            ])
     return rows
 
 
@@ -615,13 +732,17 @@ def format_markdown(
     results: dict[str, dict[int, LevelResult]], cfg: BenchConfig, model: str, command: str,
     server_commands: dict[str, str],
 ) -> str:
+    load = ("one ~500-token system prompt shared by every request of a level (its own per level), then "
+            "the request's own question" if cfg.scenario == "shared-prefix" else "distinct prompts")
     lines = [
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine_description()}.",
         "",
         f"Model: {model}. "
         f"Load: streaming `/v1/completions`, `max_tokens` {cfg.max_tokens}, temperature 0, `ignore_eos`, "
-        f"{cfg.requests_per_client} requests per client, distinct prompts; tok/s = completion tokens of "
-        "the level / wall time of the level; TTFT = request sent to first text chunk.",
+        f"{cfg.requests_per_client} requests per client, {load}; tok/s = completion tokens of "
+        "the level / wall time of the level; TTFT = request sent to first text chunk; ITL = gap between "
+        "text chunks of a stream. Ratios are llamaslots over the reference server "
+        f"({reference_of(results) or 'none'}).",
         "",
         f"Command: `{command}` (llamaslots at `{llamaslots_revision()}`)",
         "",
@@ -666,30 +787,51 @@ def parse_concurrency(text: str) -> list[int]:
     return levels
 
 
+def parse_servers(text: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    bad = [n for n in names if n not in SERVER_NAMES]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(f"--servers wants names from {', '.join(SERVER_NAMES)}, got {text!r}")
+    return [n for n in SERVER_NAMES if n in names]
+
+
 def build_arg_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bench_slots.py",
-        description="Completion throughput of llamaslots vs llama-cpp-python's server on one random-weight GGUF.",
+        description="Completion throughput and latency of llamaslots vs llama.cpp's llama-server (and "
+                    "llama-cpp-python's server) on one GGUF, same slots, context, threads and batch.",
     )
     p.add_argument("--concurrency", type=parse_concurrency, default=[1, 4, 8, 16],
                    help="comma-separated concurrent clients per level (default 1,4,8,16)")
     p.add_argument("--requests-per-client", type=int, default=2)
     p.add_argument("--max-tokens", type=int, default=64)
+    p.add_argument("--servers", type=parse_servers, default=["llamaslots", "llama-server"],
+                   help=f"comma-separated servers to run, from {', '.join(SERVER_NAMES)} "
+                        "(default llamaslots,llama-server)")
     p.add_argument("--only", choices=SERVER_NAMES, help="benchmark one server only")
+    p.add_argument("--scenario", choices=("throughput", "shared-prefix"), default="throughput",
+                   help="throughput: distinct prompts; shared-prefix: every request of a level starts with the "
+                        "same ~500-token system prompt (time to first token is the number that matters)")
     p.add_argument("--markdown", type=Path, help="also write the table as markdown to this file")
     p.add_argument("--json", type=Path, help="also write every request's measurements as JSON")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR,
                    help=f"where the model, config and server logs go (default {DEFAULT_CACHE_DIR})")
     p.add_argument("--model", type=Path, help="use this GGUF instead of generating the bench model")
+    p.add_argument("--model-kind", choices=MODEL_KINDS, default="small",
+                   help="the generated model: small (vocab 8192), large-vocab (151,936), gemma3-swa (262,144, "
+                        "sliding window)")
+    p.add_argument("--context", type=int, default=BENCH_CTX, help=f"total KV context (default {BENCH_CTX})")
     p.add_argument("--python", default=sys.executable, help="interpreter that runs llamaslots")
+    p.add_argument("--llama-server", default=None,
+                   help="the llama-server binary (default: build or reuse one with bench/build_llama_server.sh)")
     p.add_argument("--peer-python", default=None,
                    help="interpreter that runs llama_cpp.server (default: --python); it needs the [server] extra")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--slots", type=int, default=16, help="llamaslots' parallel:N")
+    p.add_argument("--slots", type=int, default=16, help="slots of every server (llamaslots' parallel:N, -np)")
     p.add_argument("--option", action="append", default=[],
                    help="extra llama-cpp `options:` entry for llamaslots' model, e.g. kv_unified:false")
     p.add_argument("--peer-interrupt-requests", action="store_true",
-                   help="run the peer with its default interrupt_requests=true (cuts streams short)")
+                   help="run llama-cpp-python's server with its default interrupt_requests=true (cuts streams short)")
     p.add_argument("--ready-timeout", type=float, default=120.0, help="seconds a server may take to start")
     p.add_argument("--level-timeout", type=float, default=120.0, help="seconds one concurrency level may take")
     p.add_argument("--repeat", type=int, default=1,
@@ -698,11 +840,25 @@ def build_arg_parser() -> argparse.ArgumentParser:
                    help="before each level, wait for other processes to leave the CPU idle; at most this many "
                         "seconds over the whole run")
     p.add_argument("--interleave", action="store_true",
-                   help="start both servers and alternate their attempts level by level (fairer ratios "
-                        "on a machine whose speed drifts); by default one server runs all its levels, then the other")
+                   help="start every server and alternate their attempts level by level (fairer ratios "
+                        "on a machine whose speed drifts); by default one server runs all its levels, then the next")
     p.add_argument("--pid-file", type=Path,
                    help="write the server's pid here once it is warmed up (for attaching a profiler)")
     return p
+
+
+def find_llama_server(given: Optional[str]) -> str:
+    """The llama-server binary: the one given, else the cached build from the vendored llama.cpp."""
+    if given:
+        if not Path(given).is_file():
+            raise BenchError(f"--llama-server {given}: no such file")
+        return given
+    script = REPO_ROOT / "bench" / "build_llama_server.sh"
+    print("llama-server: building or reusing it with bench/build_llama_server.sh (minutes the first time)")
+    r = subprocess.run(["bash", str(script)], cwd=REPO_ROOT, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BenchError(f"bench/build_llama_server.sh failed:\n{r.stderr[-3000:]}")
+    return r.stdout.strip().splitlines()[-1]
 
 
 class _Session:
@@ -732,13 +888,14 @@ class _Session:
         if cfg.wait_quiet_s > 0:
             cfg.wait_quiet_s = max(0.0, cfg.wait_quiet_s - wait_until_quiet(pgid, cfg.wait_quiet_s, self.log))
         level = asyncio.run(run_level(self.name, server.spec.base_url, c, cfg.requests_per_client,
-                                      cfg.max_tokens, cfg.level_timeout_s, pgid, self.serial))
+                                      cfg.max_tokens, cfg.level_timeout_s, pgid, self.serial, cfg.prompt_fn))
         self.serial += c * cfg.requests_per_client
         self.runs.setdefault(c, []).append(level)
         cores = level.cores()
         load = f", cores server/bench/other {cores[0]:.2f}/{cores[1]:.2f}/{cores[2]:.2f}" if cores else ""
         self.log(f"[{self.name}] c={c:<3} {level.completion_tokens:5d} tokens in {level.wall_s:6.2f} s = "
-                 f"{level.tokens_per_s:7.1f} tok/s, p50 TTFT {_fmt_ttft(level)} s{load}")
+                 f"{level.tokens_per_s:7.1f} tok/s, p50 TTFT {_fmt_ttft(level)} s, p50 ITL {_ms(level.itl(50))} ms"
+                 f"{load}")
         if server.proc is not None and server.proc.poll() is not None:
             raise BenchError(f"{self.name} died during c={c}\n--- log tail ---\n{server.log_tail()}")
 
@@ -746,8 +903,12 @@ class _Session:
         out: dict[int, LevelResult] = {}
         for c, runs in self.runs.items():
             # Interference from other processes only ever slows a run down, so the fastest
-            # attempt is the least disturbed estimate.
-            best = max(runs, key=lambda lv: lv.tokens_per_s)
+            # attempt is the least disturbed estimate (for the shared-prefix scenario, the one
+            # whose requests got their first token soonest).
+            if self.cfg.scenario == "shared-prefix":
+                best = min(runs, key=lambda lv: lv.p50_ttft_s if lv.p50_ttft_s is not None else float("inf"))
+            else:
+                best = max(runs, key=lambda lv: lv.tokens_per_s)
             best.attempts = [lv.tokens_per_s for lv in runs]
             out[c] = best
         return out
@@ -792,6 +953,9 @@ def results_to_json(results: dict[str, dict[int, LevelResult]]) -> dict:
                 "timed_out": lvl.timed_out,
                 "tokens_per_s": lvl.tokens_per_s,
                 "p50_ttft_s": lvl.p50_ttft_s,
+                "p95_ttft_s": lvl.p95_ttft_s,
+                "p50_itl_s": lvl.itl(50),
+                "p95_itl_s": lvl.itl(95),
                 "cores_server_bench_other": lvl.cores(),
                 "attempts_tok_s": lvl.attempts,
                 "requests": [vars(r) for r in lvl.requests],
@@ -813,9 +977,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.requests_per_client < 1 or args.max_tokens < 1 or args.repeat < 1:
         print("error: --requests-per-client, --max-tokens and --repeat must be >= 1", file=sys.stderr)
         return 2
-    servers = [args.only] if args.only else list(SERVER_NAMES)
+    servers = [args.only] if args.only else list(args.servers)
     cfg = BenchConfig(args.concurrency, args.requests_per_client, args.max_tokens, args.level_timeout, servers,
-                      args.ready_timeout, args.pid_file, args.repeat, args.wait_quiet)
+                      args.ready_timeout, args.pid_file, args.repeat, args.wait_quiet, args.scenario)
     cache_dir: Path = args.cache_dir.resolve()
     command = shlex.join([Path(sys.executable).name, *sys.argv]) if argv is None else shlex.join(argv)
     try:
@@ -826,16 +990,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             model_desc = f"`{model.name}` (given with --model)"
         else:
             t0 = time.monotonic()
-            model, model_desc = ensure_model(cache_dir)
+            model, model_desc = ensure_model(cache_dir, args.model_kind)
             print(f"model: {model} ({model.stat().st_size / 1e6:.1f} MB, ready in {time.monotonic() - t0:.1f} s)")
         run_dir = cache_dir / "run"
         specs: dict[str, ServerSpec] = {}
         if "llamaslots" in servers:
-            config = write_llamaslots_config(run_dir, model, args.threads, args.slots, tuple(args.option))
+            config = write_llamaslots_config(run_dir, model, args.threads, args.slots, tuple(args.option),
+                                             args.context)
             specs["llamaslots"] = llamaslots_spec(args.python, config, model.parent, free_port())
-        if "peer" in servers:
-            specs["peer"] = peer_spec(args.peer_python or args.python, model, args.threads, free_port(),
-                                      args.peer_interrupt_requests)
+        if "llama-server" in servers:
+            specs["llama-server"] = llama_server_spec(find_llama_server(args.llama_server), model, args.threads,
+                                                      args.slots, free_port(), args.context)
+        if "llama-cpp-python" in servers:
+            specs["llama-cpp-python"] = llama_cpp_python_spec(args.peer_python or args.python, model, args.threads,
+                                                              free_port(), args.peer_interrupt_requests, args.context)
         results: dict[str, dict[int, LevelResult]] = {}
         if args.interleave and len(servers) > 1:
             results = bench_interleaved([ServerProcess(specs[n], run_dir / "logs") for n in servers], cfg)

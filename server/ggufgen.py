@@ -733,8 +733,14 @@ def _split_unused(word: str, used: set[str]) -> list[str]:
 # --------------------------------------------------------------------------- presets
 
 
-def realistic_random_spec(model: TokenizerModel = "llama", dtype: DType = "Q8_0", seed: int = 0) -> ModelSpec:
-    """The benchmark's model: n_embd 512, 8 layers, 8 heads, n_ff 1536, vocab 8192 (~38 MB in Q8_0)."""
-    vocab = spm_vocab(size=8192) if model == "llama" else bpe_vocab(size=8192)
-    hp = HParams(n_embd=512, n_layer=8, n_head=8, n_ff=1536, context_length=4096)
+def realistic_random_spec(model: TokenizerModel = "llama", dtype: DType = "Q8_0", seed: int = 0, *,
+                          n_vocab: int = 8192, arch: Arch = "llama", sliding_window: int = 0, swa_pattern: int = 6,
+                          n_layer: int = 8) -> ModelSpec:
+    """The benchmark's model: n_embd 512, 8 layers, 8 heads, n_ff 1536, vocab 8192 (~38 MB in Q8_0).
+
+    Real models have 128k-262k vocabularies and often sliding-window attention; `n_vocab`,
+    `arch="gemma3"` and `sliding_window` give those shapes."""
+    vocab = spm_vocab(size=n_vocab) if model == "llama" else bpe_vocab(size=n_vocab)
+    hp = HParams(n_embd=512, n_layer=n_layer, n_head=8, n_ff=1536, context_length=8192, arch=arch,
+                 sliding_window=sliding_window, swa_pattern=swa_pattern)
     return ModelSpec(vocab=vocab, hparams=hp, weights=RandomWeights(seed=seed), dtype=dtype, name="llamaslots-bench")

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import time
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, AsyncGenerator, AsyncIterator, Awaitable, Callable, Protocol, TypeVar
 
 import anyio
@@ -168,14 +170,23 @@ async def cancel_on_disconnect(request: Request, work: Callable[[], Awaitable[T]
     return value
 
 
+def _json(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
 class ChunkFormat(Protocol):
-    def opening(self) -> list[dict]: ...
+    """A stream's chunks as JSON text (what follows `data: `)."""
 
-    def content(self, text: str) -> dict: ...
+    @property
+    def index(self) -> int: ...
 
-    def finish(self, reason: str) -> dict: ...
+    def opening(self) -> list[str]: ...
 
-    def usage(self, usage: UsageInfo) -> dict: ...
+    def content(self, text: str) -> str: ...
+
+    def finish(self, reason: str) -> str: ...
+
+    def usage(self, usage: UsageInfo) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -192,23 +203,32 @@ class ChatChunks:
         # `usage` appears only on the final usage chunk, as OpenAI sends it.
         return chunk.model_dump(mode="json", exclude={"usage"} if usage is None else set())
 
-    def _delta(self, delta: ChunkDelta, finish_reason: str | None = None) -> dict:
+    def _delta(self, delta: ChunkDelta, finish_reason: str | None = None) -> str:
         data = self._chunk([ChatChunkChoice(index=self.index, delta=delta, finish_reason=finish_reason)])
         # OpenAI leaves unset delta keys out (the finish chunk's delta is {}).
         data["choices"][0]["delta"] = delta.model_dump(exclude_none=True)
-        return data
+        return _json(data)
 
-    def opening(self) -> list[dict]:
+    @cached_property
+    def _content_frame(self) -> tuple[str, str]:
+        # Every token's chunk is the same text around its content: built once per stream, so a
+        # token costs one json.dumps of its text (not a pydantic model and a dict).
+        head = _json({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model})
+        return (head[:-1] + f',"choices":[{{"index":{self.index},"delta":{{"content":',
+                '},"finish_reason":null}]}')
+
+    def opening(self) -> list[str]:
         return [self._delta(ChunkDelta(role="assistant", content=""))]
 
-    def content(self, text: str) -> dict:
-        return self._delta(ChunkDelta(content=text))
+    def content(self, text: str) -> str:
+        head, tail = self._content_frame
+        return head + _json(text) + tail
 
-    def finish(self, reason: str) -> dict:
+    def finish(self, reason: str) -> str:
         return self._delta(ChunkDelta(), finish_reason=reason)
 
-    def usage(self, usage: UsageInfo) -> dict:
-        return self._chunk([], usage=usage)
+    def usage(self, usage: UsageInfo) -> str:
+        return _json(self._chunk([], usage=usage))
 
 
 @dataclass(frozen=True)
@@ -218,28 +238,35 @@ class CompletionChunks:
     model: str
     index: int = 0
 
-    def _chunk(self, choices: list[CompletionChoice], usage: UsageInfo | None = None) -> dict:
+    def _chunk(self, choices: list[CompletionChoice], usage: UsageInfo | None = None) -> str:
         chunk = Completion(
             id=self.id, created=self.created, model=self.model, choices=choices, usage=usage
         )
-        return chunk.model_dump(exclude={"usage"} if usage is None else set(), mode="json")
+        return _json(chunk.model_dump(exclude={"usage"} if usage is None else set(), mode="json"))
 
-    def opening(self) -> list[dict]:
+    @cached_property
+    def _content_frame(self) -> tuple[str, str]:
+        head = _json({"id": self.id, "object": "text_completion", "created": self.created, "model": self.model})
+        return (head[:-1] + f',"choices":[{{"index":{self.index},"text":',
+                ',"logprobs":null,"finish_reason":null}]}')
+
+    def opening(self) -> list[str]:
         return []
 
-    def content(self, text: str) -> dict:
-        return self._chunk([CompletionChoice(index=self.index, text=text)])
+    def content(self, text: str) -> str:
+        head, tail = self._content_frame
+        return head + _json(text) + tail
 
-    def finish(self, reason: str) -> dict:
+    def finish(self, reason: str) -> str:
         return self._chunk([CompletionChoice(index=self.index, text="", finish_reason=reason)])
 
-    def usage(self, usage: UsageInfo) -> dict:
+    def usage(self, usage: UsageInfo) -> str:
         return self._chunk([], usage=usage)
 
 
 @dataclass(frozen=True)
 class _Chunk:
-    data: dict
+    data: str  # the JSON text of one SSE event
 
 
 @dataclass(frozen=True)
@@ -318,7 +345,7 @@ async def stream_choices(
     try:
         async for item in merged:
             if isinstance(item, _Chunk):
-                yield sse_json(item.data)
+                yield {"data": item.data}
                 # Queued chunks would otherwise go out in one burst without a pause in which
                 # the server can notice a client that left: asyncio then warns on every write
                 # to the dead socket, and the generation runs on longer.
@@ -330,7 +357,7 @@ async def stream_choices(
                 yield sse_json(item.error.to_json())
                 return
         if include_usage:
-            yield sse_json(fmt.usage(usage_info(combined_usage([u for u in usages if u is not None], per_prompt))))
+            yield {"data": fmt.usage(usage_info(combined_usage([u for u in usages if u is not None], per_prompt)))}
         yield sse_done()
     finally:
         # The merger first (it stops the pumps), then each choice (which cancels its request).

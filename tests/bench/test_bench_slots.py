@@ -27,7 +27,10 @@ from bench.bench_slots import (
     bench_model_spec,
     describe_model,
     parse_concurrency,
-    peer_spec,
+    llama_cpp_python_spec,
+    llama_server_spec,
+    percentile,
+    shared_prefix_prompt,
     run_level,
     write_llamaslots_config,
 )
@@ -62,6 +65,10 @@ def test_level_counts_tokens_and_ttft_from_usage(tmp_path):
     assert level.tokens_per_s == pytest.approx(64 / level.wall_s)
     # 8 tokens at 2 ms each: the first token comes well before the whole answer.
     assert 0 < level.p50_ttft_s < min(r.latency_s for r in level.requests)
+    assert level.p50_ttft_s <= level.p95_ttft_s
+    # Each stream's chunks are timed: 7 gaps per 8-token answer, about the stand-in's 2 ms delay.
+    assert all(len(r.chunk_times) == 8 for r in level.requests)
+    assert 0.0015 < level.itl(50) < 0.1 and level.itl(50) <= level.itl(95)
     assert own_problems(level, 8, 8) == []
     assert level.cores() is not None
     assert server.proc.poll() is not None
@@ -191,7 +198,7 @@ def test_cpu_of_a_process_group_is_measured():
 
 
 def test_cpu_of_other_processes_is_flagged():
-    level = _level("peer", 1, 64, 2.0, 0.1)
+    level = _level("llama-server", 1, 64, 2.0, 0.1)
     level.cpu_before = CpuSnapshot(busy_s=100.0, server_s=10.0, self_s=1.0)
     level.cpu_after = CpuSnapshot(busy_s=104.0, server_s=12.0, self_s=1.4)
     server, own, other = level.cores()
@@ -201,23 +208,26 @@ def test_cpu_of_other_processes_is_flagged():
     assert level.problems(64, 1) == []
 
 
-def test_tables_show_ratio_and_problems():
-    cfg = BenchConfig([1, 8], 1, 64, 60, ["llamaslots", "peer"])
+def test_tables_show_ratios_against_llama_server_and_problems():
+    cfg = BenchConfig([1, 8], 1, 64, 60, ["llamaslots", "llama-server", "llama-cpp-python"])
     results = {
         "llamaslots": {1: _level("llamaslots", 1, 64, 0.32, 0.05), 8: _level("llamaslots", 8, 512, 1.6, 0.2)},
-        "peer": {1: _level("peer", 1, 64, 0.4, 0.04), 8: _level("peer", 8, 512, 3.2, 1.5)},
+        "llama-server": {1: _level("llama-server", 1, 64, 0.4, 0.04), 8: _level("llama-server", 8, 512, 3.2, 0.4)},
+        "llama-cpp-python": {1: _level("llama-cpp-python", 1, 64, 0.8, 0.04), 8: _level("llama-cpp-python", 8, 512, 9.0, 4.0)},
     }
-    results["peer"][8].requests[0].finish_reason = None
-    for r in results["peer"][1].requests:
+    results["llama-server"][8].requests[0].finish_reason = None
+    for r in results["llama-server"][1].requests:
         r.count_source = "length"
     text = format_text_table(results, cfg)
-    assert "Note: peer: no usage in the stream" in text
+    assert "Note: llama-server: no usage in the stream" in text
     assert "200.0" in text and "160.0" in text and "1.25x" in text
     assert "320.0" in text and "2.00x" in text
-    assert "peer c=8: 1 finish_reason not 'length' (None)" in text
-    md = format_markdown(results, cfg, "MODEL", "python bench/bench_slots.py", {"peer": "python -m llama_cpp.server"})
-    assert "| 8 | 320.0 | 160.0 | 2.00x | 0.200 | 1.500 |" in md
-    assert "Model: MODEL." in md and "`python bench/bench_slots.py`" in md
+    assert "llama-server c=8: 1 finish_reason not 'length' (None)" in text
+    md = format_markdown(results, cfg, "MODEL", "python bench/bench_slots.py", {"llama-server": "llama-server -m x"})
+    # tok/s ratio 320/160, TTFT ratio 0.2/0.4: llamaslots against llama-server, not the slowest peer.
+    assert "| 8 | llamaslots | 320.0 | 2.00x | 0.200 | 0.200 | 0.50x |" in md
+    assert "| 8 | llama-cpp-python | 56.9 |  |" in md
+    assert "Model: MODEL." in md and "`python bench/bench_slots.py`" in md and "(llama-server)" in md
 
 
 def test_bench_model_is_the_shape_the_peers_were_measured_with():
@@ -227,10 +237,19 @@ def test_bench_model_is_the_shape_the_peers_were_measured_with():
 
 
 def test_table_with_one_server_has_no_ratio():
-    cfg = BenchConfig([4], 1, 64, 60, ["peer"])
-    text = format_text_table({"peer": {4: _level("peer", 4, 256, 2.0, 0.1)}}, cfg)
+    cfg = BenchConfig([4], 1, 64, 60, ["llamaslots"])
+    text = format_text_table({"llamaslots": {4: _level("llamaslots", 4, 256, 2.0, 0.1)}}, cfg)
     row = text.splitlines()[2].split()
-    assert row == ["4", "—", "128.0", "—", "—", "0.100"]
+    assert row == ["4", "llamaslots", "128.0", "—", "0.100", "0.100", "—", "—", "—"]
+
+
+def test_percentiles_and_shared_prefix_prompts():
+    assert percentile([], 50) is None
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0 and percentile([1.0, 2.0, 3.0, 4.0], 95) == 4.0
+    a, b = shared_prefix_prompt(5, 1), shared_prefix_prompt(6, 1)
+    common = len(__import__("os").path.commonprefix([a, b]))
+    assert common > 1500 and a != b  # ~500 tokens shared, then each its own question
+    assert shared_prefix_prompt(5, 9)[:common] != a[:common]  # another level: another system prompt
 
 
 def test_llamaslots_config_is_a_localai_model_list(tmp_path):
@@ -245,8 +264,16 @@ def test_llamaslots_config_is_a_localai_model_list(tmp_path):
                          "--models-path", str(model.parent), "--address", "127.0.0.1:4321"]
 
 
-def test_peer_command_line():
-    spec = peer_spec("py", Path("/m/x.gguf"), 2, 999, interrupt_requests=False)
+def test_llama_server_gets_llamaslots_settings():
+    argv = llama_server_spec("/bin/llama-server", Path("/m/x.gguf"), 2, 16, 999).argv
+    opt = {a: argv[i + 1] for i, a in enumerate(argv[:-1]) if a.startswith("-")}
+    assert argv[0] == "/bin/llama-server" and opt["-m"] == "/m/x.gguf" and opt["-a"] == "bench"
+    assert (opt["-np"], opt["-c"], opt["-t"], opt["-tb"], opt["-b"], opt["-ub"]) == ("16", "4096", "2", "2", "512", "512")
+    assert "--kv-unified" in argv and opt["--fit"] == "off" and opt["--host"] == "127.0.0.1"
+
+
+def test_llama_cpp_python_command_line():
+    spec = llama_cpp_python_spec("py", Path("/m/x.gguf"), 2, 999, interrupt_requests=False)
     argv = spec.argv
     assert argv[:3] == ["py", "-m", "llama_cpp.server"]
     assert argv[argv.index("--n_threads") + 1] == "2"
