@@ -20,7 +20,7 @@ PYSPY=${PYSPY:-py-spy}
 CONCURRENCY=${CONCURRENCY:-8}
 OUT=${OUT:-.cache/bench/profile}
 
-case "$TARGET" in llamaslots|peer) ;; *) echo "usage: $0 [llamaslots|peer] [seconds]" >&2; exit 2 ;; esac
+case "$TARGET" in llamaslots|llama-server|llama-cpp-python) ;; *) echo "usage: $0 [llamaslots|llama-server|llama-cpp-python] [seconds]" >&2; exit 2 ;; esac
 if ! command -v "$PYSPY" >/dev/null 2>&1; then
     echo "py-spy not found (looked for '$PYSPY'): pip install py-spy, then set PYSPY=/path/to/py-spy" >&2
     exit 2

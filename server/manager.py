@@ -51,8 +51,8 @@ class ModelHandle:
         self.last_used = time.monotonic()
         # Set while a swap waits for this model's requests to end: new ones queue behind it.
         self.draining = False
-        # One hop onto the loop per engine step, for all of that step's events.
-        engine.set_poster(lambda fn: loop.call_soon_threadsafe(fn))
+        # Events arrive on the loop: one wake-up per engine step, for all of its events.
+        engine.attach_loop(loop)
 
     async def generate(self, req: GenerateRequest) -> AsyncIterator[Event]:
         events: asyncio.Queue[Event] = asyncio.Queue()

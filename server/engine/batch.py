@@ -38,6 +38,8 @@ class Batch:
             raw.seq_id[i] = ctypes.cast(base + 4 * i, self._int_p)
         self.n = 0
         self.n_outputs = 0
+        # Row -> its place among the step's output rows (= its row in llama_get_logits).
+        self.out_ord = np.full(capacity, -1, dtype=np.int32)
 
     def clear(self) -> None:
         self.n = 0
@@ -58,6 +60,18 @@ class Batch:
             raise EngineFailed(f"sequence id {seq_id} outside 0..{self.n_seq - 1}")
         if pos0 < 0:
             raise EngineFailed(f"negative position {pos0}")
+        if k == 1:  # a decode step's row: scalars are cheaper than array slices
+            tok = tokens[0]
+            if not 0 <= tok < self.n_vocab:
+                raise EngineFailed(f"token id {tok} outside the vocabulary")
+            self.token[n], self.pos[n], self.seq[n] = tok, pos0, seq_id
+            self.logits[n] = 1 if output else 0
+            self.out_ord[n] = -1
+            if output:
+                self.out_ord[n] = self.n_outputs
+                self.n_outputs += 1
+            self.n = n + 1
+            return n
         arr = np.asarray(tokens, dtype=np.int32)
         if int(arr.min()) < 0 or int(arr.max()) >= self.n_vocab:
             bad = int(arr.min()) if int(arr.min()) < 0 else int(arr.max())
@@ -66,8 +80,10 @@ class Batch:
         self.pos[n:n + k] = np.arange(pos0, pos0 + k, dtype=np.int32)
         self.seq[n:n + k] = seq_id
         self.logits[n:n + k] = 0
+        self.out_ord[n:n + k] = -1
         if output:
             self.logits[n + k - 1] = 1
+            self.out_ord[n + k - 1] = self.n_outputs
             self.n_outputs += 1
         self.n = n + k
         return n + k - 1

@@ -71,6 +71,10 @@ class EngineClient:
     def set_poster(self, post: Callable[[Callable[[], None]], object] | None) -> None:
         self._post = post
 
+    def attach_loop(self, loop) -> None:
+        """Deliver to sinks that live on this asyncio loop."""
+        self.set_poster(lambda fn: loop.call_soon_threadsafe(fn))
+
     def submit(self, req: GenerateRequest, sink: Sink) -> int:
         rid = next(self._ids)
         with self._lock:
@@ -112,12 +116,13 @@ class EngineClient:
         return self.query(Stats())
 
     # -- what comes back ----------------------------------------------------------------------
-    def deliver(self, msg: Message) -> None:
-        """Route one message from the engine (on the engine's or the reader's thread)."""
+    def deliver(self, msg: Message, *, on_consumer: bool = False) -> None:
+        """Route one message from the engine (on the engine's or the reader's thread, or on the
+        consumer's own loop when `on_consumer`: then sinks are called right away)."""
         if isinstance(msg, StepEvents):
             calls: list[tuple[Sink, Event]] = []
             with self._lock:
-                for rid, ev in msg.events:
+                for rid, ev in msg.events():
                     sink = self._sinks.get(rid)
                     if sink is None:
                         continue
@@ -127,7 +132,7 @@ class EngineClient:
             if msg.stats is not None and self.on_stats is not None:
                 self.on_stats(msg.stats)
             if calls:
-                self._dispatch(calls)
+                self._dispatch(calls, direct=on_consumer)
         elif isinstance(msg, CallDone):
             with self._lock:
                 fut = self._calls.pop(msg.cid, None)
@@ -139,7 +144,7 @@ class EngineClient:
         elif isinstance(msg, Stopped):
             pass
 
-    def _dispatch(self, calls: list[tuple[Sink, Event]]) -> None:
+    def _dispatch(self, calls: list[tuple[Sink, Event]], *, direct: bool = False) -> None:
         def run() -> None:
             for sink, ev in calls:
                 try:
@@ -147,7 +152,7 @@ class EngineClient:
                 except Exception:  # noqa: BLE001 - one consumer's bug must not starve the others
                     log.exception("delivering an event failed")
 
-        if self._post is None:
+        if direct or self._post is None:
             run()
             return
         try:

@@ -86,7 +86,8 @@ class Engine:
         self.embed_seqs = list(range(opts.n_slots, opts.n_slots + rt.n_embed_seqs))
         self.batch = Batch(rt.n_batch, rt.n_seq, rt.n_vocab)
         self.jobs: dict[int, Job] = {}
-        self._events: list[tuple[int, Event]] = []
+        self._texts: list[tuple[int, str]] = []
+        self._ends: list[tuple[int, Event]] = []
         self._step_prompt = self._step_generated = 0
         self._ready.set_result(
             ModelInfo(
@@ -130,20 +131,23 @@ class Engine:
             self._flush()
 
     def _flush(self) -> None:
-        if not (self._events or self._step_prompt or self._step_generated):
+        if not (self._texts or self._ends or self._step_prompt or self._step_generated):
             return
         sched = self.scheduler
         stats = StepStats(
             busy_slots=sum(1 for s in sched.slots if s.busy), waiting=len(sched.waiting),
-            kv_used=sched.budget.used(sched.slots), prompt_tokens=self._step_prompt,
+            kv_used=sched.cells_after_plan, prompt_tokens=self._step_prompt,
             generated_tokens=self._step_generated,
         )
-        events, self._events = self._events, []
+        texts, ends, self._texts, self._ends = self._texts, self._ends, [], []
         self._step_prompt = self._step_generated = 0
-        self._emit(StepEvents(events, stats))
+        self._emit(StepEvents(texts, ends, stats))
 
     def _send(self, job: Job, event: Event) -> None:
-        self._events.append((job.rid, event))
+        if isinstance(event, TextDelta):
+            self._texts.append((job.rid, event.text))
+        else:
+            self._ends.append((job.rid, event))
 
     def _handle(self, cmd: Command) -> None:
         if isinstance(cmd, Submit):
@@ -396,13 +400,30 @@ class Engine:
         if not ready:
             return
         tokens: dict[int, int] = {}
-        greedy = [job for _, job in ready if job.sampler.plain_greedy]
+        greedy = [job for _, job in ready if job.sampler.numpy_greedy]
         if greedy:
-            # The argmax of every plain greedy row at once, from the step's logits.
-            out_index = np.cumsum(self.batch.logits[: self.batch.n]) - 1
+            # Greedy rows from the step's logits: one argmax for all unbiased rows, a biased copy
+            # of the row for the others (ignore_eos, logit_bias).
+            out_ord = self.batch.out_ord
             logits = rt.logits(self.batch.n_outputs)
-            picks = np.argmax(logits[[int(out_index[job.i_batch]) for job in greedy]], axis=1)
-            tokens = {id(job): int(tok) for job, tok in zip(greedy, picks)}
+            plain = [job for job in greedy if not len(job.sampler.bias_tokens)]
+            if len(plain) == 1:
+                tokens[id(plain[0])] = int(logits[out_ord[plain[0].i_batch]].argmax())
+            elif plain:
+                picks = np.argmax(logits[[int(out_ord[job.i_batch]) for job in plain]], axis=1)
+                tokens.update((id(job), int(tok)) for job, tok in zip(plain, picks))
+            for job in greedy:
+                sampler = job.sampler
+                if len(sampler.bias_tokens):
+                    row = logits[out_ord[job.i_batch]]
+                    best = int(row.argmax())
+                    if sampler.only_lowering and best not in sampler.biased:
+                        # Lowering other tokens (ignore_eos' -inf) cannot change this maximum.
+                        tokens[id(job)] = best
+                        continue
+                    row = row.copy()
+                    row[sampler.bias_tokens] += sampler.bias_values
+                    tokens[id(job)] = int(np.argmax(row))
         for slot, job in ready:
             tok = tokens.get(id(job))
             if tok is None:

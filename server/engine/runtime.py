@@ -157,6 +157,7 @@ class LlamaRuntime:
         # P - n_swa + 1 on, which llama.cpp may have pruned (checked before every reuse).
         self.n_swa = lc.llama_model_n_swa(self.model)
         self._piece_buf = ctypes.create_string_buffer(256)
+        self._logits_views: dict[tuple[int | None, int], np.ndarray] = {}
         # Token bytes, filled on first use: one ctypes call per token kind, not per token.
         self._pieces: list[bytes | None] = [None] * self.n_vocab
         self.eog_tokens = [t for t in range(self.n_vocab) if lc.llama_vocab_is_eog(self.vocab, t)]
@@ -263,9 +264,17 @@ class LlamaRuntime:
         return lc.llama_decode(self.ctx, batch.raw)
 
     def logits(self, n_outputs: int) -> np.ndarray:
-        """The step's logits, one row per output row of the batch, in batch order."""
+        """The step's logits, one row per output row of the batch, in batch order (a view of
+        llama.cpp's buffer, valid until the next decode)."""
         ptr = lc.llama_get_logits(self.ctx)
-        return np.ctypeslib.as_array(ptr, shape=(n_outputs, self.n_vocab))
+        key = (ctypes.cast(ptr, ctypes.c_void_p).value, n_outputs)
+        view = self._logits_views.get(key)
+        if view is None:
+            view = np.ctypeslib.as_array(ptr, shape=(n_outputs, self.n_vocab))
+            if len(self._logits_views) > 64:
+                self._logits_views.clear()
+            self._logits_views[key] = view
+        return view
 
     def is_eog(self, token: int) -> bool:
         return token in self._eog

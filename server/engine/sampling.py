@@ -4,6 +4,7 @@ from __future__ import annotations
 import random
 
 import llama_cpp as lc
+import numpy as np
 
 from compat.params import SamplingParams
 from server.errors import InvalidRequest
@@ -28,13 +29,19 @@ class SamplerChain:
     def __init__(self, params: SamplingParams, *, vocab, n_vocab: int, eog_tokens: list[int]):
         self.seed = resolve_seed(params.seed)
         self.has_grammar = bool(params.grammar)
-        # Greedy with nothing that changes the logits: the engine takes the argmax of all such
-        # rows of a step at once (llama.cpp's greedy picks the first maximum, as argmax does).
-        self.plain_greedy = (
-            params.temperature <= 0 and not params.grammar and not params.logit_bias and not params.ignore_eos
+        # Greedy without a grammar or penalties: the engine takes the argmax of all such rows of
+        # a step at once, after this chain's logit biases (llama.cpp's greedy picks the first
+        # maximum of the biased logits, as argmax does), instead of a pass over the vocabulary
+        # per row in C.
+        self.numpy_greedy = (
+            params.temperature <= 0 and not params.grammar
             and not (params.repeat_last_n != 0 and (params.repeat_penalty != 1.0 or params.frequency_penalty != 0.0
                                                     or params.presence_penalty != 0.0))
         )
+        self.bias_tokens = np.zeros(0, dtype=np.int64)
+        self.bias_values = np.zeros(0, dtype=np.float32)
+        self.biased: frozenset[int] = frozenset()
+        self.only_lowering = True
         chain_params = lc.llama_sampler_chain_default_params()
         chain_params.no_perf = True
         self._chain = lc.llama_sampler_chain_init(chain_params)
@@ -62,6 +69,10 @@ class SamplerChain:
             for tok in eog_tokens:
                 bias[tok] = float("-inf")
         if bias:
+            self.bias_tokens = np.fromiter(bias.keys(), dtype=np.int64, count=len(bias))
+            self.bias_values = np.fromiter(bias.values(), dtype=np.float32, count=len(bias))
+            self.biased = frozenset(bias)
+            self.only_lowering = all(v <= 0 for v in bias.values())
             arr = (lc.llama_logit_bias * len(bias))(*(lc.llama_logit_bias(tok, val) for tok, val in bias.items()))
             self._add(lc.llama_sampler_init_logit_bias(n_vocab, len(bias), arr))
         penalize = p.repeat_penalty != 1.0 or p.frequency_penalty != 0.0 or p.presence_penalty != 0.0

@@ -394,13 +394,24 @@ def test_sampling_a_row_without_logits_fails_the_request_not_the_process(gguf_pa
     assert submit(engine, "one", greedy(None)).wait().text == " two three four five"
 
 
-def test_batched_argmax_picks_what_the_sampler_chain_picks(gguf_path, make_engine):
-    # Plain greedy rows are sampled together from the step's logits with numpy; a no-op logit
-    # bias sends the same requests through llama.cpp's own sampler chain, row by row.
+@pytest.mark.parametrize("extra", [{}, {"ignore_eos": True}, {"logit_bias": {5: 2.5, 9: -1.0}}])
+def test_batched_argmax_picks_what_the_sampler_chain_picks(gguf_path, make_engine, monkeypatch, extra):
+    # Greedy rows are sampled from the step's logits with numpy; requests with seed 1 are sent
+    # through llama.cpp's own sampler chain instead, row by row, for the comparison.
+    from server.engine import engine as engine_module
+    from server.engine.sampling import SamplerChain
+
+    class ChainOnSeedOne(SamplerChain):
+        def __init__(self, params, **kw):
+            super().__init__(params, **kw)
+            if params.seed == 1:
+                self.numpy_greedy = False
+
+    monkeypatch.setattr(engine_module, "SamplerChain", ChainOnSeedOne)
     engine = make_engine(gguf_path("spm-random-sharp"), n_slots=8, n_ctx=1024, **EXACT)
-    chain = GenerationParams(SamplingParams(temperature=0.0, logit_bias={5: 0.0}), max_tokens=16)
-    plain = GenerationParams(SamplingParams(temperature=0.0), max_tokens=16)
+    chain = GenerationParams(SamplingParams(temperature=0.0, seed=1, **extra), max_tokens=16)
+    fast = GenerationParams(SamplingParams(temperature=0.0, seed=2, **extra), max_tokens=16)
     via_chain = [submit(engine, p, chain) for p in PROMPTS]
-    via_numpy = [submit(engine, p, plain) for p in PROMPTS]
+    via_numpy = [submit(engine, p, fast) for p in PROMPTS]
     for a, b in zip(via_chain, via_numpy):
         assert a.wait().text == b.wait().text
