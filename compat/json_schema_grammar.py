@@ -4,9 +4,14 @@ LocalAI compiles the schema into a grammar (its functions grammar generator); so
 pure Python. The subset is what OpenAI's structured outputs accept and what grammars can
 express: type (or a list of types), properties/required, additionalProperties, items,
 prefixItems, minItems/maxItems, minLength/maxLength, enum, const, anyOf/oneOf, allOf of
-objects, $ref into $defs/definitions (recursion included), nullable. Keywords a grammar
-cannot enforce (pattern, format, minimum, multipleOf, ...) are reported back as
-`ignored` so the caller can say so; the output is then valid JSON of the right shape.
+objects, $ref into $defs/definitions (recursion included), nullable, integer bounds
+(minimum/maximum, exclusive ones too, as llama.cpp's C++ converter bounds them), string
+formats date, time, date-time and uuid (as llama.cpp's converters write them), and a
+string `pattern` in the regex subset llama.cpp's converters take (literals, classes,
+groups, alternation, quantifiers; the produced characters are JSON-escaped). Keywords a
+grammar cannot enforce (a pattern with lookaround, number bounds, multipleOf, ...) are
+reported back as `ignored` so the caller can say so; the output is then valid JSON of
+the right shape.
 
 String lengths count code points as llama.cpp's grammar decodes the model's bytes; a model
 that emits broken UTF-8 through byte tokens can show more characters than maxLength once the
@@ -52,8 +57,21 @@ _HANDLED = {
     # Annotations: nothing to enforce.
     "title", "description", "default", "examples", "$schema", "$id", "$comment", "strict",
     "deprecated", "readOnly", "writeOnly",
+    # Enforced where they apply (integers, strings); reported by the visitors otherwise.
+    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "format", "pattern",
 }
 _MAX_RULES = 2000
+# Deeper schemas are refused: each level is a Python call (and a client could send 100k).
+MAX_DEPTH = 64
+# The integer primitive's digits: a bounded range never needs more.
+_MAX_DIGITS = 16
+_FORMATS = {
+    "date": r'[0-9]{4} "-" ( "0" [1-9] | "1" [0-2] ) "-" ( "0" [1-9] | [1-2] [0-9] | "3" [0-1] )',
+    "time": r'( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ":" [0-5] [0-9] ( "." [0-9]{1,6} )? '
+            r'( "Z" | [+-] ( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] )',
+    "uuid": r'[0-9a-fA-F]{8} "-" [0-9a-fA-F]{4} "-" [0-9a-fA-F]{4} "-" [0-9a-fA-F]{4} "-" [0-9a-fA-F]{12}',
+}
+_FORMATS["date-time"] = _FORMATS["date"] + ' "T" ' + _FORMATS["time"]
 
 
 class SchemaGrammarError(ValueError):
@@ -68,10 +86,35 @@ class SchemaGrammar:
 
 
 def schema_to_gbnf(schema: Any) -> SchemaGrammar:
-    conv = _Converter(schema)
-    body = conv.visit(schema, "#")
-    conv.rules["root"] = body
-    return SchemaGrammar(conv.render(), list(dict.fromkeys(conv.ignored)))
+    builder = GrammarBuilder()
+    builder.set_root(builder.value(schema, "#"))
+    return builder.grammar()
+
+
+class GrammarBuilder:
+    """Several schemas in one grammar, under a root the caller writes (tool-call grammars
+    wrap function schemas in their own syntax)."""
+
+    def __init__(self) -> None:
+        self._conv = _Converter(None)
+
+    def value(self, schema: Any, path: str = "#") -> str:
+        """A GBNF expression for one JSON value of `schema` ($refs resolve inside it)."""
+        self._conv.root = schema
+        self._conv.refs = {}
+        return self._conv.visit(schema, path)
+
+    def rule(self, hint: str, body: str) -> str:
+        return self._conv._rule(hint, body)
+
+    def primitive(self, name: str) -> str:
+        return self._conv._primitive(name)
+
+    def set_root(self, body: str) -> None:
+        self._conv.rules["root"] = body
+
+    def grammar(self) -> SchemaGrammar:
+        return SchemaGrammar(self._conv.render(), list(dict.fromkeys(self._conv.ignored)))
 
 
 def _literal(text: str) -> str:
@@ -146,6 +189,8 @@ class _Converter:
     # -- schema --------------------------------------------------------------------------
     def visit(self, schema: Any, path: str) -> str:
         """A GBNF expression for `schema` (each JSON value ends with its trailing `ws`)."""
+        if path.count("/") > MAX_DEPTH * 2:
+            raise SchemaGrammarError(f"{path[:120]}...: the schema nests deeper than {MAX_DEPTH} levels")
         if schema is True or schema == {}:
             return self._primitive("value")
         if schema is False:
@@ -199,7 +244,14 @@ class _Converter:
             return self._array(schema, path)
         if kind == "string":
             return self._string(schema, path)
-        if kind in ("integer", "number", "boolean", "null"):
+        if kind == "integer":
+            return self._integer(schema, path)
+        if kind == "number":
+            for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+                if key in schema:
+                    self.ignored.append(f"{path}: {key}")
+            return self._primitive("number")
+        if kind in ("boolean", "null"):
             return self._primitive(kind)
         raise SchemaGrammarError(f"{path}: unknown type {kind!r}")
 
@@ -297,9 +349,40 @@ class _Converter:
         inner = f"{item} {more}"
         return f'"[" ws {inner} "]" ws' if lo >= 1 else f'"[" ws ( {inner} )? "]" ws'
 
+    def _integer(self, schema: dict, path: str) -> str:
+        lo, hi = _bound(schema, "minimum", "exclusiveMinimum", True, path), _bound(schema, "maximum", "exclusiveMaximum", False, path)
+        if lo is None and hi is None:
+            return self._primitive("integer")
+        if lo is not None and hi is not None and lo > hi:
+            raise SchemaGrammarError(f"{path}: no integer lies between minimum {lo} and maximum {hi}")
+        limit = 10 ** _MAX_DIGITS - 1
+        if (lo is not None and abs(lo) > limit) or (hi is not None and abs(hi) > limit):
+            self.ignored.append(f"{path}: minimum/maximum beyond {_MAX_DIGITS} digits")
+            return self._primitive("integer")
+        self._primitive("ws")
+        return self._rule(f"{path}-int", "( " + _int_range(lo, hi) + " ) ws")
+
     def _string(self, schema: dict, path: str) -> str:
         lo = schema.get("minLength", 0)
         hi = schema.get("maxLength")
+        fmt, pattern = schema.get("format"), schema.get("pattern")
+        if pattern is not None:
+            try:
+                body = _PatternConverter(pattern).convert()
+            except _PatternError as exc:
+                self.ignored.append(f"{path}: pattern ({exc})")
+            else:
+                if lo or hi is not None:
+                    self.ignored.append(f"{path}: minLength/maxLength (the pattern decides the length)")
+                if fmt is not None:
+                    self.ignored.append(f"{path}: format (the pattern decides the text)")
+                self._primitive("ws")
+                return self._rule(f"{path}-pattern", f'"\\"" {body} "\\"" ws')
+        if fmt is not None:
+            if fmt in _FORMATS:
+                self._primitive("ws")
+                return self._rule(f"{path}-{fmt}", f'"\\"" {_FORMATS[fmt]} "\\"" ws')
+            self.ignored.append(f"{path}: format {fmt!r}")
         if lo == 0 and hi is None:
             return self._primitive("string")
         if not isinstance(lo, int) or lo < 0 or (hi is not None and (not isinstance(hi, int) or hi < lo)):
@@ -307,3 +390,256 @@ class _Converter:
         self._primitive("char")
         self._primitive("ws")
         return f'"\\"" {_repeat("char", lo, hi)} "\\"" ws'
+
+
+# -- integer ranges -----------------------------------------------------------------------------
+
+
+def _bound(schema: dict, inclusive: str, exclusive: str, lower: bool, path: str) -> int | None:
+    """The tightest integer bound the schema gives (draft 4 boolean exclusives included)."""
+    import math
+
+    out = None
+    for key in (inclusive, exclusive):
+        v = schema.get(key)
+        if v is None or isinstance(v, bool):
+            continue
+        if not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise SchemaGrammarError(f"{path}: {key} must be a number")
+        strict = key == exclusive or schema.get(exclusive) is True
+        if lower:
+            b = math.floor(v) + 1 if strict else math.ceil(v)
+            out = b if out is None else max(out, b)
+        else:
+            b = math.ceil(v) - 1 if strict else math.floor(v)
+            out = b if out is None else min(out, b)
+    return out
+
+
+def _same_length(x: str, y: str) -> str:
+    """GBNF for the digit strings of one length from x to y (x <= y, equal lengths)."""
+    if x == y:
+        return _literal(x)
+    i = 0
+    while x[i] == y[i]:
+        i += 1
+    head = _literal(x[:i]) + " " if i else ""
+    x, y = x[i:], y[i:]
+    n = len(x)
+    if n == 1:
+        return f"{head}[{x}-{y}]"
+    rest = n - 1
+    if set(x[1:]) == {"0"} and set(y[1:]) == {"9"}:
+        return f"{head}[{x[0]}-{y[0]}] [0-9]{{{rest}}}"
+    alts = [f"{_literal(x[0])} {_at_least(x[1:])}"]
+    a, b = int(x[0]) + 1, int(y[0]) - 1
+    if a <= b:
+        alts.append(f"{_literal(str(a)) if a == b else f'[{a}-{b}]'} [0-9]{{{rest}}}")
+    alts.append(f"{_literal(y[0])} {_at_most(y[1:])}")
+    return f"{head}( " + " | ".join(alts) + " )"
+
+
+def _at_least(s: str) -> str:
+    return f"[0-9]{{{len(s)}}}" if set(s) == {"0"} else _same_length(s, "9" * len(s))
+
+
+def _at_most(s: str) -> str:
+    return f"[0-9]{{{len(s)}}}" if set(s) == {"9"} else _same_length("0" * len(s), s)
+
+
+def _non_negative(lo: int, hi: int | None) -> list[str]:
+    alts = []
+    if lo == 0:
+        alts.append('"0"')
+        lo = 1
+    top = len(str(hi)) if hi is not None else _MAX_DIGITS
+    for width in range(len(str(lo)), top + 1):
+        a = max(lo, 10 ** (width - 1))
+        b = 10 ** width - 1 if hi is None else min(hi, 10 ** width - 1)
+        if a <= b:
+            alts.append(_same_length(str(a), str(b)))
+    return alts
+
+
+def _int_range(lo: int | None, hi: int | None) -> str:
+    """GBNF for the integers in [lo, hi] (None: unbounded, up to the primitive's digits)."""
+    alts = []
+    if lo is None or lo < 0:
+        mag_lo = 1 if hi is None or hi >= 0 else -hi
+        mag_hi = None if lo is None else -lo
+        if mag_hi is None or mag_lo <= mag_hi:
+            alts += [f'"-" ( {a} )' for a in _non_negative(mag_lo, mag_hi)]
+    if hi is None or hi >= 0:
+        alts += _non_negative(0 if lo is None else max(lo, 0), hi)
+    return " | ".join(alts)
+
+
+# -- string patterns ----------------------------------------------------------------------------
+
+
+class _PatternError(ValueError):
+    pass
+
+
+# What a JSON string may hold as a bare character: not ", \ or a control character.
+_PLAIN_EXCLUDED = '"\\\x00-\x1F\x7F'
+
+
+class _PatternConverter:
+    """An ECMAScript regex (JSON Schema's `pattern`) as GBNF for the JSON text of a string that
+    matches it whole: literals, classes, groups, alternation and quantifiers. Characters a
+    JSON string must escape are produced escaped (newline as \\n, quote as \\\")."""
+
+    def __init__(self, pattern: Any):
+        if not isinstance(pattern, str):
+            raise _PatternError("not a string")
+        # A string that matches the whole pattern also matches it anywhere.
+        if pattern.startswith("^"):
+            pattern = pattern[1:]
+        if pattern.endswith("$") and not pattern.endswith("\\$"):
+            pattern = pattern[:-1]
+        self.p = pattern
+        self.i = 0
+
+    def convert(self) -> str:
+        out = self.alternation()
+        if self.i < len(self.p):
+            raise _PatternError(f"unexpected {self.p[self.i]!r} at {self.i}")
+        return out or '""'
+
+    def alternation(self) -> str:
+        branches = [self.sequence()]
+        while self.i < len(self.p) and self.p[self.i] == "|":
+            self.i += 1
+            branches.append(self.sequence())
+        return branches[0] if len(branches) == 1 else "( " + " | ".join(b or '""' for b in branches) + " )"
+
+    def sequence(self) -> str:
+        items = []
+        while self.i < len(self.p) and self.p[self.i] not in "|)":
+            atom = self.atom()
+            items.append(self.quantified(atom))
+        return " ".join(i for i in items if i)
+
+    def quantified(self, atom: str) -> str:
+        p = self.p
+        if self.i >= len(p):
+            return atom
+        c = p[self.i]
+        q = None
+        if c in "*+?":
+            q = {"*": "*", "+": "+", "?": "?"}[c]
+            self.i += 1
+        elif c == "{":
+            m = re.match(r"\{(\d+)(,(\d*))?\}", p[self.i:])
+            if m:
+                lo, comma, hi = m.group(1), m.group(2), m.group(3)
+                q = f"{{{lo}}}" if comma is None else f"{{{lo},{hi}}}"
+                self.i += m.end()
+        if q is None:
+            return atom
+        if self.i < len(p) and p[self.i] in "?+":
+            self.i += 1  # lazy or possessive: the same set of strings
+        return f"( {atom} ){q}"
+
+    def atom(self) -> str:
+        p = self.p
+        c = p[self.i]
+        if c == "(":
+            self.i += 1
+            if p.startswith("?:", self.i):
+                self.i += 2
+            elif p.startswith("?", self.i):
+                raise _PatternError(f"{p[self.i - 1:self.i + 2]!r} (lookaround and named groups) is not supported")
+            inner = self.alternation()
+            if self.i >= len(p) or p[self.i] != ")":
+                raise _PatternError("missing )")
+            self.i += 1
+            return f"( {inner} )"
+        if c == "[":
+            return self.char_class()
+        if c == ".":
+            self.i += 1
+            return f"[^{_PLAIN_EXCLUDED}\\n]"
+        if c == "\\":
+            return self.escape()
+        if c in "^$":
+            raise _PatternError(f"an anchor {c!r} inside the pattern is not supported")
+        if c in "*+?{":
+            raise _PatternError(f"nothing to repeat at {self.i}")
+        self.i += 1
+        return _json_char(c)
+
+    def escape(self) -> str:
+        p = self.p
+        if self.i + 1 >= len(p):
+            raise _PatternError("trailing backslash")
+        d = p[self.i + 1]
+        self.i += 2
+        classes = {"d": "[0-9]", "D": f"[^0-9{_PLAIN_EXCLUDED}]", "w": "[0-9A-Za-z_]",
+                   "W": f"[^0-9A-Za-z_{_PLAIN_EXCLUDED}]", "s": '" "', "S": f"[^ {_PLAIN_EXCLUDED}]"}
+        if d in classes:
+            return classes[d]
+        if d in "bBkp" or d.isdigit() and d != "0":
+            raise _PatternError(f"\\{d} is not supported")
+        simple = {"n": "\n", "t": "\t", "r": "\r", "f": "\f", "v": "\v", "0": "\x00"}
+        return _json_char(simple.get(d, d))
+
+    def char_class(self) -> str:
+        p = self.p
+        self.i += 1
+        negated = p.startswith("^", self.i)
+        if negated:
+            self.i += 1
+        parts: list[str] = []
+        first = True
+        while self.i < len(p) and (p[self.i] != "]" or first):
+            first = False
+            c = p[self.i]
+            if c == "\\":
+                if self.i + 1 >= len(p):
+                    raise _PatternError("trailing backslash")
+                d = p[self.i + 1]
+                self.i += 2
+                named = {"d": "0-9", "w": "0-9A-Za-z_", "s": " "}
+                if d in named:
+                    parts.append(named[d])
+                    continue
+                if d in "DWS":
+                    raise _PatternError(f"\\{d} inside a class is not supported")
+                c = {"n": "\n", "t": "\t", "r": "\r"}.get(d, d)
+            else:
+                self.i += 1
+            if self.i + 1 < len(p) and p[self.i] == "-" and p[self.i + 1] != "]":
+                hi = p[self.i + 1]
+                self.i += 2
+                if hi == "\\":
+                    hi = p[self.i]
+                    self.i += 1
+                parts.append(f"{_class_char(c)}-{_class_char(hi)}")
+            else:
+                parts.append(_class_char(c))
+        if self.i >= len(p):
+            raise _PatternError("missing ]")
+        self.i += 1
+        body = "".join(parts)
+        if negated:
+            return f"[^{body}{_PLAIN_EXCLUDED}]"
+        # A class member a JSON string must escape is produced escaped instead.
+        escaped = [ch for ch, rep in (('"', '"\\\\\\""'), ("\\", '"\\\\\\\\"')) if _class_char(ch) in parts]
+        plain = [x for x in parts if x not in (_class_char('"'), _class_char("\\"))]
+        alts = ([f"[{''.join(plain)}]"] if plain else []) + [_json_char(ch) for ch in escaped]
+        return alts[0] if len(alts) == 1 else "( " + " | ".join(alts) + " )"
+
+
+def _class_char(c: str) -> str:
+    if c in "]^-\\":
+        return "\\" + c
+    if ord(c) < 0x20 or ord(c) == 0x7F:
+        return f"\\x{ord(c):02X}"
+    return c
+
+
+def _json_char(c: str) -> str:
+    """GBNF for one character as it appears inside a JSON string."""
+    return _literal(json.dumps(c, ensure_ascii=False)[1:-1])

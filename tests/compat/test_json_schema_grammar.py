@@ -75,9 +75,100 @@ def test_free_form_objects_and_empty_schema():
 
 
 def test_keywords_a_grammar_cannot_enforce_are_reported():
-    g = schema_to_gbnf({"type": "object", "properties": {"d": {"type": "string", "format": "date"},
-                                                         "n": {"type": "integer", "minimum": 3}}})
-    assert g.ignored == ["#/properties/d: format", "#/properties/n: minimum"]
+    g = schema_to_gbnf({"type": "object", "properties": {"d": {"type": "string", "format": "email"},
+                                                         "n": {"type": "number", "minimum": 3},
+                                                         "p": {"type": "string", "pattern": "(?=a)b"}}})
+    assert g.ignored == ["#/properties/d: format 'email'", "#/properties/n: minimum",
+                         "#/properties/p: pattern ('(?=' (lookaround and named groups) is not supported)"]
+
+
+def _gbnf_to_regex(body: str):
+    """A Python regex for a GBNF expression made only of literals, classes, groups, | and
+    repetitions: enough to check the integer, format and pattern rules exhaustively."""
+    import re as _re
+
+    out, i = [], 0
+    while i < len(body):
+        c = body[i]
+        if c == '"':
+            j = i + 1
+            lit = []
+            while body[j] != '"':
+                if body[j] == "\\":
+                    lit.append({"n": "\n", "t": "\t", '"': '"', "\\": "\\"}.get(body[j + 1], body[j + 1]))
+                    j += 2
+                else:
+                    lit.append(body[j])
+                    j += 1
+            out.append(_re.escape("".join(lit)))
+            i = j + 1
+        elif c == "[":
+            j = body.index("]", i + 1)
+            while body[j - 1] == "\\":
+                j = body.index("]", j + 1)
+            out.append(body[i:j + 1])
+            i = j + 1
+        elif c == "(":
+            out.append("(?:")
+            i += 1
+        elif c in ")|+*?":
+            out.append(c)
+            i += 1
+        elif c == "{":
+            j = body.index("}", i)
+            out.append(body[i:j + 1])
+            i = j + 1
+        else:
+            i += 1
+    return _re.compile("".join(out))
+
+
+@pytest.mark.parametrize("lo, hi", [(3, 17), (-12, 305), (0, 0), (-5, -2), (1, None), (None, 7), (100, 999),
+                                    (1234, 56789), (-1000, 1000)])
+def test_integer_bounds_admit_exactly_the_range(lo, hi):
+    schema = {"type": "integer"}
+    if lo is not None:
+        schema["minimum"] = lo
+    if hi is not None:
+        schema["maximum"] = hi
+    body = rules(schema)["int"].removesuffix(" ws")
+    rx = _gbnf_to_regex(body)
+    for n in range(-3000, 60000, 7 if hi is None or hi > 3000 else 1):
+        assert bool(rx.fullmatch(str(n))) == ((lo is None or n >= lo) and (hi is None or n <= hi)), n
+    assert not rx.fullmatch("007") and not rx.fullmatch("-0")
+
+
+def test_exclusive_bounds_and_empty_ranges():
+    assert rules({"type": "integer", "exclusiveMinimum": 2, "exclusiveMaximum": 5})["int"] == "( [3-4] ) ws"
+    assert rules({"type": "integer", "minimum": 2, "exclusiveMinimum": True, "maximum": 4})["int"] == "( [3-4] ) ws"
+    with pytest.raises(SchemaGrammarError, match="no integer lies between"):
+        schema_to_gbnf({"type": "integer", "minimum": 5, "maximum": 4})
+
+
+def test_formats_are_enforced():
+    rx = _gbnf_to_regex(rules({"type": "string", "format": "date"})["date"].removesuffix(" ws"))
+    assert rx.fullmatch('"2026-12-02"') and not rx.fullmatch('"2026-13-02"') and not rx.fullmatch('"26-12-02"')
+    rx = _gbnf_to_regex(rules({"type": "string", "format": "date-time"})["date-time"].removesuffix(" ws"))
+    assert rx.fullmatch('"2026-12-02T05:16:24Z"') and rx.fullmatch('"2026-12-02T05:16:24.5+09:00"')
+    rx = _gbnf_to_regex(rules({"type": "string", "format": "uuid"})["uuid"].removesuffix(" ws"))
+    assert rx.fullmatch('"123e4567-e89b-12d3-a456-426614174000"') and not rx.fullmatch('"123e4567"')
+
+
+def test_patterns_are_enforced_and_json_escaped():
+    rx = _gbnf_to_regex(rules({"type": "string", "pattern": "^[A-Z]{2}-\\d{3,4}$"})["pattern"].removesuffix(" ws"))
+    assert rx.fullmatch('"AB-123"') and rx.fullmatch('"XY-9999"') and not rx.fullmatch('"ab-123"')
+    # A quote or backslash the pattern allows comes out escaped, so the answer stays valid JSON.
+    rx = _gbnf_to_regex(rules({"type": "string", "pattern": 'a["\\\\]b|c.'})["pattern"].removesuffix(" ws"))
+    assert rx.fullmatch('"a\\"b"') and rx.fullmatch('"a\\\\b"') and rx.fullmatch('"cz"')
+    assert not rx.fullmatch('"a"b"') and not rx.fullmatch('"c""')
+
+
+def test_deep_schemas_are_refused_with_a_clear_error():
+    deep: dict = {"type": "string"}
+    for _ in range(500):
+        deep = {"type": "array", "items": deep}
+    with pytest.raises(SchemaGrammarError, match="nests deeper than 64 levels"):
+        schema_to_gbnf(deep)
 
 
 @pytest.mark.parametrize("schema, message", [

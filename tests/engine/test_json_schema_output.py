@@ -30,6 +30,16 @@ TREE = {
 }
 TUPLE = {"type": "array", "prefixItems": [{"const": "point"}, {"type": "number"}, {"type": "number"}]}
 ONLY_OPTIONAL = {"type": "object", "properties": {"a": {"type": "boolean"}, "b": {"type": "null"}}}
+CHECKED = {
+    "type": "object",
+    "required": ["age", "day", "code", "id"],
+    "properties": {
+        "age": {"type": "integer", "minimum": 18, "maximum": 120},
+        "day": {"type": "string", "format": "date"},
+        "code": {"type": "string", "pattern": "^[A-Z]{2}-[0-9]{3}$"},
+        "id": {"type": "string", "format": "uuid"},
+    },
+}
 
 
 def fits(value, schema, root) -> bool:
@@ -59,13 +69,20 @@ def fits(value, schema, root) -> bool:
                 fits(v, s, root) for v, s in zip(value, schema["prefixItems"]))
         return (schema.get("minItems", 0) <= len(value) <= schema.get("maxItems", 1 << 30)
                 and all(fits(v, schema.get("items", {}), root) for v in value))
+    if kind == "string" and "pattern" in schema:
+        return isinstance(value, str) and re.fullmatch(schema["pattern"].strip("^$"), value) is not None
+    if kind == "string" and schema.get("format") == "date":
+        return isinstance(value, str) and re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])", value) is not None
+    if kind == "string" and schema.get("format") == "uuid":
+        return isinstance(value, str) and re.fullmatch(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", value) is not None
     if kind == "string":
         # A random model's byte tokens can form broken UTF-8 (overlong forms, say) that
         # llama.cpp's grammar reads as one code point and the text shows as up to 4 U+FFFD.
         n = len(re.sub("\ufffd{1,4}", "\ufffd", value)) if isinstance(value, str) else -1
         return schema.get("minLength", 0) <= n <= schema.get("maxLength", 1 << 30)
     if kind == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
+        return (isinstance(value, int) and not isinstance(value, bool)
+                and schema.get("minimum", -(1 << 60)) <= value <= schema.get("maximum", 1 << 60))
     if kind == "number":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind == "boolean":
@@ -75,7 +92,8 @@ def fits(value, schema, root) -> bool:
     return True
 
 
-@pytest.mark.parametrize("schema", [PERSON, TREE, TUPLE, ONLY_OPTIONAL], ids=["person", "tree", "tuple", "optional"])
+@pytest.mark.parametrize("schema", [PERSON, TREE, TUPLE, ONLY_OPTIONAL, CHECKED],
+                         ids=["person", "tree", "tuple", "optional", "bounds-formats-pattern"])
 def test_sampled_answers_fit_the_schema(schema, gguf_path, make_engine):
     engine = make_engine(gguf_path("spm-random"), n_slots=3, n_ctx=2048)
     grammar = schema_to_gbnf(schema).gbnf
