@@ -13,6 +13,7 @@ from compat.config_schema import (
 )
 from compat.gotemplate import ExecError, ParseError
 from compat.postprocess import validate_postprocess
+from compat.tool_calls import validate_tool_regexes
 from compat.problems import Problem
 from compat.prompt_data import ChatMessageTemplateData, Function, PromptTemplateData
 from compat.prompt_templates import TemplateOutsidePath, template_cache, template_source
@@ -256,8 +257,8 @@ class _Checker:
             self.add("parameters.repeat_penalty", "warning",
                      "repeat_penalty has no effect without repeat_last_n (LocalAI sends repeat_last_n 0, "
                      "which turns the penalty off)", "set `parameters.repeat_last_n`, e.g. 64")
-        for name, index, exc in validate_postprocess(c):
-            pattern = getattr(c, name)[index]
+        for name, index, exc in validate_postprocess(c) + validate_tool_regexes(c):
+            pattern = exc.pattern
             if exc.unsupported:
                 self.add(name, "error", f"{name}[{index}] {pattern!r}: Go accepts it, but this server cannot "
                          f"match it the same way ({exc.fragment})",

@@ -35,7 +35,9 @@ _LLAMACPP_IGNORES = _no_effect("LocalAI's llama-cpp backend ignores it too")
 _OTHER_BACKEND = _no_effect("only used by other LocalAI backends; this server runs GGUF via llama.cpp")
 _METADATA = _no_effect("descriptive only")
 _V4_FEATURE = _no_effect("a LocalAI v4 feature this server does not implement")
-_NO_TOOL_CALLS = _no_effect("tool-call grammars and parsing are not implemented here; answers come back as text")
+_NO_XML_CALLS = _no_effect("XML tool-call formats are not implemented here; JSON, hermes, mistral and llama3 calls are")
+_NO_PEG = _no_effect("there is no PEG parser here to turn off: calls are parsed by compat/tool_calls.py")
+_NO_TRIGGERS = _no_effect("lazy grammars are not implemented here: a tool grammar applies from the first token")
 
 
 @dataclass
@@ -109,41 +111,41 @@ class TemplateConfig:
 class GrammarConfig:
     """`function.grammar`: how LocalAI builds a GBNF grammar for tool calls."""
 
-    disable: bool = field(default=False, metadata=_NO_TOOL_CALLS)
-    parallel_calls: bool = field(default=False, metadata=_NO_TOOL_CALLS)
-    mixed_mode: bool = field(default=False, metadata=_NO_TOOL_CALLS)
-    no_mixed_free_string: bool = field(default=False, metadata=_NO_TOOL_CALLS)
-    disable_parallel_new_lines: bool = field(default=False, metadata=_NO_TOOL_CALLS)
-    prefix: str = field(default="", metadata=_NO_TOOL_CALLS)
-    expect_strings_after_json: bool = field(default=False, metadata=_NO_TOOL_CALLS)
-    properties_order: str = field(default="", metadata=_NO_TOOL_CALLS)
-    schema_type: str = field(default="", metadata=_NO_TOOL_CALLS)
-    triggers: Any = field(default=None, metadata=_NO_TOOL_CALLS)
+    disable: bool = False
+    parallel_calls: bool = False
+    mixed_mode: bool = False
+    no_mixed_free_string: bool = False
+    disable_parallel_new_lines: bool = False
+    prefix: str = ""
+    expect_strings_after_json: bool = False
+    properties_order: str = ""
+    schema_type: str = ""
+    triggers: Any = field(default=None, metadata=_NO_TRIGGERS)
 
 
 @dataclass
 class FunctionsConfig:
-    """The `function:` block (tool calling). The no-action settings shape the prompt (the extra
-    `answer` function); grammar and parsing settings have no effect yet."""
+    """The `function:` block (tool calling), applied by compat/tool_calls.py: the grammar a
+    call is held to, the no-action `answer` function, and how a reply is parsed into calls."""
 
     disable_no_action: bool = False
     no_action_function_name: str = ""
     no_action_description_name: str = ""
     grammar: GrammarConfig = field(default_factory=GrammarConfig)
-    response_regex: Any = field(default=None, metadata=_NO_TOOL_CALLS)
-    json_regex_match: Any = field(default=None, metadata=_NO_TOOL_CALLS)
-    argument_regex: Any = field(default=None, metadata=_NO_TOOL_CALLS)
-    argument_regex_key_name: str = field(default="", metadata=_NO_TOOL_CALLS)
-    argument_regex_value_name: str = field(default="", metadata=_NO_TOOL_CALLS)
-    replace_function_results: Any = field(default=None, metadata=_NO_TOOL_CALLS)
-    replace_llm_results: Any = field(default=None, metadata=_NO_TOOL_CALLS)
-    capture_llm_results: Any = field(default=None, metadata=_NO_TOOL_CALLS)
-    function_name_key: str = field(default="", metadata=_NO_TOOL_CALLS)
-    function_arguments_key: str = field(default="", metadata=_NO_TOOL_CALLS)
-    xml_format_preset: str = field(default="", metadata=_NO_TOOL_CALLS)
-    xml_format: Any = field(default=None, metadata=_NO_TOOL_CALLS)
-    automatic_tool_parsing_fallback: bool = field(default=False, metadata=_NO_TOOL_CALLS)
-    disable_peg_parser: bool = field(default=False, metadata=_NO_TOOL_CALLS)
+    response_regex: Any = None
+    json_regex_match: Any = None
+    argument_regex: Any = None
+    argument_regex_key_name: str = ""
+    argument_regex_value_name: str = ""
+    replace_function_results: Any = None
+    replace_llm_results: Any = None
+    capture_llm_results: Any = None
+    function_name_key: str = ""
+    function_arguments_key: str = ""
+    xml_format_preset: str = field(default="", metadata=_NO_XML_CALLS)
+    xml_format: Any = field(default=None, metadata=_NO_XML_CALLS)
+    automatic_tool_parsing_fallback: bool = False
+    disable_peg_parser: bool = field(default=False, metadata=_NO_PEG)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -68,13 +69,43 @@ def _template(source: str) -> jinja2.Template:
     return t
 
 
+def _template_messages(template: str, messages: list[dict]) -> list[dict]:
+    """Messages as chat templates read them: a template that writes `arguments | tojson`
+    expects a tool call's arguments as an object, while OpenAI clients send a JSON string
+    (llama-server converts them the same way)."""
+    if not re.search(r"arguments\s*\|\s*tojson", template):
+        return messages
+    out = []
+    for m in messages:
+        calls = m.get("tool_calls") if isinstance(m, dict) else None
+        if not isinstance(calls, list):
+            out.append(m)
+            continue
+        fixed = []
+        for call in calls:
+            fn = call.get("function") if isinstance(call, dict) else None
+            args = fn.get("arguments") if isinstance(fn, dict) else None
+            if isinstance(fn, dict) and isinstance(args, str):
+                try:
+                    parsed = json.loads(args)
+                except ValueError:
+                    parsed = None
+                if isinstance(parsed, dict):
+                    call = {**call, "function": {**fn, "arguments": parsed}}
+            fixed.append(call)
+        out.append({**m, "tool_calls": fixed})
+    return out
+
+
 def render_chat_template(tt: TokenizerTemplate, messages: list[dict], *, tools: Any = None,
                          functions: Any = None, tool_choice: Any = None, function_call: Any = None,
-                         add_generation_prompt: bool = True) -> str:
-    """The prompt text; BOS/EOS appear only where the template writes them (no extra BOS needed)."""
+                         add_generation_prompt: bool = True, extra: dict[str, Any] | None = None) -> str:
+    """The prompt text; BOS/EOS appear only where the template writes them (no extra BOS needed).
+    `extra` are further template variables (chat_template_kwargs: enable_thinking, ...)."""
     try:
         return _template(tt.template).render(
-            messages=messages, bos_token=tt.bos_token, eos_token=tt.eos_token,
+            **(extra or {}),
+            messages=_template_messages(tt.template, messages), bos_token=tt.bos_token, eos_token=tt.eos_token,
             add_generation_prompt=add_generation_prompt, tools=tools, functions=functions,
             tool_choice=tool_choice, function_call=function_call,
             raise_exception=_raise_exception, strftime_now=_strftime_now,

@@ -35,3 +35,8 @@ class GenerationParams:
     # None -> until end-of-generation or the context is full.
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
+    # Log-probabilities of each generated token and of this many alternatives (None: none).
+    logprobs: int | None = None
+    # Special tokens rendered as their text (markers a reply is parsed by: <tool_call>,
+    # <think>...); other control tokens render as nothing.
+    visible_specials: tuple[str, ...] = ()

@@ -158,7 +158,8 @@ def build_completion_prompt(config: Any, models_path: Path, prompt: str, request
 
 
 def build_chat_prompt(config: Any, models_path: Path, request: dict, *,
-                      tokenizer_template: TokenizerTemplate | None = None) -> PromptResult:
+                      tokenizer_template: TokenizerTemplate | None = None,
+                      template_kwargs: dict[str, Any] | None = None) -> PromptResult:
     """The prompt LocalAI builds for a chat request (or the GGUF chat template's rendering)."""
     models_path = Path(models_path)
     warnings: list[str] = []
@@ -172,7 +173,7 @@ def build_chat_prompt(config: Any, models_path: Path, request: dict, *,
             text = render_chat_template(tokenizer_template, messages, tools=request.get("tools"),
                                         functions=request.get("functions"),
                                         tool_choice=request.get("tool_choice"),
-                                        function_call=request.get("function_call"))
+                                        function_call=request.get("function_call"), extra=template_kwargs)
             bos = tokenizer_template.bos_token
             return PromptResult(text, warnings, "tokenizer", bos if bos and text.startswith(bos) else "")
         warnings.append("template.use_tokenizer_template is set but the model file has no "
@@ -186,7 +187,9 @@ def build_chat_prompt(config: Any, models_path: Path, request: dict, *,
     grammar_from_functions = False
     if should_use_fn and (_grammar_enabled(config) or any(f.Strict for f in functions)):
         grammar_from_functions = True
-        if not _disable_no_action(config):
+        # `required` forces a real call: the no-action function is not offered (LocalAI
+        # filters by the name "required" here and offers nothing at all).
+        if not _disable_no_action(config) and mode.mode != "required":
             funcs = list(functions) + [_no_action(config)]
     if mode.name and funcs is not None:
         funcs = [f for f in funcs if f.Name == mode.name]

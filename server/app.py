@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.api import health, openai
 from server.api.errors import error_response, install_error_handlers
+from server.api.responses import ResponseStore
 from server.errors import Unauthorized
 
 logger = logging.getLogger("llamaslots.api")
@@ -42,6 +43,7 @@ def create_app(manager: Any, settings: Any) -> FastAPI:
     app.state.manager = manager
     app.state.settings = settings
     app.state.ready = False
+    app.state.responses = ResponseStore()
 
     install_error_handlers(app)
     app.include_router(health.router)

@@ -150,6 +150,43 @@ def _scripted(name: str, tokenizer: str, dtype: str, chat_template: str | None =
     return FixtureModel(name, spec, SCRIPTED_CASES, CHAT_CASES if chat_template else {})
 
 
+# --------------------------------------------------------------------------- the agent model
+# A chat model with a Hermes/Qwen-style template (tools in the system turn, calls as
+# <tool_call>{...}</tool_call>, results as <tool_response>): its generation prompt ends in
+# "\n" when tools are offered (the reply is a call), in "So" after a tool result (a text
+# answer), and in an open <think> without tools (reasoning, then an answer). Go-template
+# configs on the same file reach the LocalAI-style JSON chains with "CALL:" and "REPLY:".
+
+THINK, THINK_END, TOOL_CALL_END = Special("<think>"), Special("</think>"), Special("</tool_call>")
+AGENT_TEMPLATE = (
+    "{%- if tools %}<|im_start|>system\nTools: {{ tools | tojson }}\n"
+    "Call one as <tool_call>{\"name\": ..., \"arguments\": ...}</tool_call><|im_end|>\n{% endif %}"
+    "{%- for m in messages %}"
+    "{%- if m.role == 'tool' %}<|im_start|>user\n<tool_response>{{ m.content }}</tool_response><|im_end|>\n"
+    "{%- elif m.tool_calls %}<|im_start|>assistant\n{% for c in m.tool_calls %}<tool_call>{{ c.function | tojson }}"
+    "</tool_call>{% endfor %}<|im_end|>\n"
+    "{%- else %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if messages[-1].role == 'tool' %}So{% elif not tools %}<think>{% endif %}{% endif %}"
+)
+HERMES_CALL = (TOOL_CALL, '{"name":', ' "get_weather",', ' "arguments":', ' {"city":', ' "Paris"}}', TOOL_CALL_END, IM_END)
+TOOL_ANSWER = (" it", " is", " sunny.", IM_END)
+THINKING = (" Let", " me", " think.", THINK_END, " Four.", IM_END)
+JSON_CALL = ('{"name": ', '"get_weather", ', '"arguments": ', '{"city": ', '"Rome"}}', EOS)
+JSON_ANSWER = ('{ "name": ', '"answer", ', '"arguments":', ' {"message": ', '"Hi there!"}}', EOS)
+AGENT_CHAINS = [
+    ["\n", *HERMES_CALL], ["So", *TOOL_ANSWER], [" So", *TOOL_ANSWER], [THINK, *THINKING],
+    ["CALL:", *JSON_CALL], [" CALL:", *JSON_CALL], ["REPLY:", *JSON_ANSWER], [" REPLY:", *JSON_ANSWER],
+]
+
+
+def _agent(name: str) -> FixtureModel:
+    spec = scripted_spec("llama", AGENT_CHAINS, user_defined=("<tool_call>", "</tool_call>", "<think>", "</think>"),
+                         chat_template=AGENT_TEMPLATE, dtype="F16", name=name)
+    return FixtureModel(name, spec)
+
+
 # --------------------------------------------------------------------------- random models
 
 RANDOM_WORDS = (
@@ -182,11 +219,12 @@ SWA_RANDOM_SHARP = _random("swa-random-sharp", "llama", "F32", std=0.5,
 SPM_SCRIPTED = _scripted("spm-scripted", "llama", "F16")
 BPE_SCRIPTED = _scripted("bpe-scripted", "gpt2", "F32")
 SPM_CHATML = _scripted("spm-chatml", "llama", "Q8_0", chat_template=CHATML_TEMPLATE)
+AGENT = _agent("spm-agent")
 BPE_CHATML = _scripted("bpe-chatml", "gpt2", "F16", chat_template=CHATML_TEMPLATE)
 
 MODELS: dict[str, FixtureModel] = {
     m.name: m for m in (SPM_RANDOM, BPE_RANDOM, SPM_RANDOM_SHARP, SWA_RANDOM_SHARP, SPM_SCRIPTED, BPE_SCRIPTED,
-                        SPM_CHATML, BPE_CHATML)
+                        SPM_CHATML, BPE_CHATML, AGENT)
 }
 SCRIPTED_MODELS = tuple(m for m in MODELS.values() if m.cases)
 CHAT_MODELS = tuple(m for m in MODELS.values() if m.chat_cases)

@@ -3,26 +3,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import time
 import uuid
 from dataclasses import dataclass
-from functools import cached_property
-from typing import Any, AsyncGenerator, AsyncIterator, Awaitable, Callable, Protocol, TypeVar
+from typing import Any, AsyncGenerator, AsyncIterator, Awaitable, Callable, Protocol, Sequence, TypeVar, Union
 
 import anyio
 from starlette.requests import Request
 
-from compat.postprocess import StreamPostprocessor
 
 from server.api.errors import ClientDisconnected, unexpected_error
 from server.api.schemas import (
-    ChatChunkChoice,
-    ChatCompletionChunk,
-    ChunkDelta,
-    Completion,
-    CompletionChoice,
     PromptTokensDetails,
     UsageInfo,
 )
@@ -76,21 +68,25 @@ async def close_events(events: AsyncIterator[Any]) -> None:
 
 @dataclass(frozen=True)
 class Collected:
-    text: str
+    deltas: list[TextDelta]
     finished: Finished
+
+    @property
+    def text(self) -> str:
+        return "".join(d.text for d in self.deltas)
 
 
 async def collect(events: AsyncIterator[Event]) -> Collected:
     """The whole answer of a non-streamed request; a Failed event raises its error."""
-    parts: list[str] = []
+    parts: list[TextDelta] = []
     try:
         async for event in events:
             if isinstance(event, TextDelta):
-                parts.append(event.text)
+                parts.append(event)
             elif isinstance(event, Finished):
                 if event.reason == "cancelled":
                     raise cancelled_error()
-                return Collected("".join(parts), event)
+                return Collected(parts, event)
             elif isinstance(event, Failed):
                 raise event.error
         raise _no_result_error()
@@ -170,103 +166,37 @@ async def cancel_on_disconnect(request: Request, work: Callable[[], Awaitable[T]
     return value
 
 
-def _json(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
-
-class ChunkFormat(Protocol):
-    """A stream's chunks as JSON text (what follows `data: `)."""
-
-    @property
-    def index(self) -> int: ...
-
-    def opening(self) -> list[str]: ...
-
-    def content(self, text: str) -> str: ...
-
-    def finish(self, reason: str) -> str: ...
-
-    def usage(self, usage: UsageInfo) -> str: ...
-
-
 @dataclass(frozen=True)
-class ChatChunks:
-    id: str
-    created: int
-    model: str
-    index: int = 0
+class NamedEvent:
+    """An SSE event with an `event:` line (the Responses API names each of its events)."""
 
-    def _chunk(self, choices: list[ChatChunkChoice], usage: UsageInfo | None = None) -> dict:
-        chunk = ChatCompletionChunk(
-            id=self.id, created=self.created, model=self.model, choices=choices, usage=usage
-        )
-        # `usage` appears only on the final usage chunk, as OpenAI sends it.
-        return chunk.model_dump(mode="json", exclude={"usage"} if usage is None else set())
-
-    def _delta(self, delta: ChunkDelta, finish_reason: str | None = None) -> str:
-        data = self._chunk([ChatChunkChoice(index=self.index, delta=delta, finish_reason=finish_reason)])
-        # OpenAI leaves unset delta keys out (the finish chunk's delta is {}).
-        data["choices"][0]["delta"] = delta.model_dump(exclude_none=True)
-        return _json(data)
-
-    @cached_property
-    def _content_frame(self) -> tuple[str, str]:
-        # Every token's chunk is the same text around its content: built once per stream, so a
-        # token costs one json.dumps of its text (not a pydantic model and a dict).
-        head = _json({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model})
-        return (head[:-1] + f',"choices":[{{"index":{self.index},"delta":{{"content":',
-                '},"finish_reason":null}]}')
-
-    def opening(self) -> list[str]:
-        return [self._delta(ChunkDelta(role="assistant", content=""))]
-
-    def content(self, text: str) -> str:
-        head, tail = self._content_frame
-        return head + _json(text) + tail
-
-    def finish(self, reason: str) -> str:
-        return self._delta(ChunkDelta(), finish_reason=reason)
-
-    def usage(self, usage: UsageInfo) -> str:
-        return _json(self._chunk([], usage=usage))
+    event: str
+    data: str
 
 
-@dataclass(frozen=True)
-class CompletionChunks:
-    id: str
-    created: int
-    model: str
-    index: int = 0
+# One SSE event: the JSON text that follows `data: `, or a named event.
+Frame = Union[str, NamedEvent]
 
-    def _chunk(self, choices: list[CompletionChoice], usage: UsageInfo | None = None) -> str:
-        chunk = Completion(
-            id=self.id, created=self.created, model=self.model, choices=choices, usage=usage
-        )
-        return _json(chunk.model_dump(exclude={"usage"} if usage is None else set(), mode="json"))
 
-    @cached_property
-    def _content_frame(self) -> tuple[str, str]:
-        head = _json({"id": self.id, "object": "text_completion", "created": self.created, "model": self.model})
-        return (head[:-1] + f',"choices":[{{"index":{self.index},"text":',
-                ',"logprobs":null,"finish_reason":null}]}')
+class ReplyWriter(Protocol):
+    """One choice's stream events."""
 
-    def opening(self) -> list[str]:
-        return []
+    def opening(self) -> Sequence[Frame]: ...
 
-    def content(self, text: str) -> str:
-        head, tail = self._content_frame
-        return head + _json(text) + tail
+    def delta(self, d: TextDelta) -> Sequence[Frame]: ...
 
-    def finish(self, reason: str) -> str:
-        return self._chunk([CompletionChoice(index=self.index, text="", finish_reason=reason)])
+    def finish(self, finished: Finished) -> Sequence[Frame]: ...
 
-    def usage(self, usage: UsageInfo) -> str:
-        return self._chunk([], usage=usage)
+    def usage(self, usage: UsageInfo) -> Frame: ...
+
+
+def _sse(frame: Frame) -> dict:
+    return {"data": frame} if isinstance(frame, str) else {"event": frame.event, "data": frame.data}
 
 
 @dataclass(frozen=True)
 class _Chunk:
-    data: str  # the JSON text of one SSE event
+    data: Frame
 
 
 @dataclass(frozen=True)
@@ -281,29 +211,22 @@ class _Error:
 
 
 async def _choice_stream(
-    index: int, events: AsyncIterator[Event], fmt: ChunkFormat, post: StreamPostprocessor, prefix: str
+    index: int, events: AsyncIterator[Event], writer: ReplyWriter,
 ) -> AsyncGenerator[_Chunk | _End | _Error, None]:
     """One choice's chunks, then its end (with usage) or an error. Closing it cancels the request."""
     try:
-        for chunk in fmt.opening():
+        for chunk in writer.opening():
             yield _Chunk(chunk)
-        if prefix:
-            text = post.feed(prefix)
-            if text:
-                yield _Chunk(fmt.content(text))
         async for event in events:
             if isinstance(event, TextDelta):
-                text = post.feed(event.text)
-                if text:
-                    yield _Chunk(fmt.content(text))
+                for chunk in writer.delta(event):
+                    yield _Chunk(chunk)
             elif isinstance(event, Finished):
                 if event.reason == "cancelled":
                     yield _Error(cancelled_error())
                     return
-                tail = post.finish()
-                if tail:
-                    yield _Chunk(fmt.content(tail))
-                yield _Chunk(fmt.finish(event.reason))
+                for chunk in writer.finish(event):
+                    yield _Chunk(chunk)
                 yield _End(index, event.usage)
                 return
             elif isinstance(event, Failed):
@@ -321,31 +244,26 @@ async def _choice_stream(
 
 async def stream_choices(
     generations: list[AsyncIterator[Event]],
-    fmt: ChunkFormat,
-    make_post: Callable[[], StreamPostprocessor],
+    writers: Sequence[ReplyWriter],
     *,
-    prefixes: list[str] | None = None,
     per_prompt: int = 1,
     include_usage: bool = False,
+    done: bool = True,
 ) -> AsyncIterator[dict]:
     """SSE events for several choices decoded side by side, each chunk carrying its index.
 
-    `prefixes[i]` (reply_prefix, an echoed prompt) goes out before choice i's first token.
     Chunks go out as the choices produce them; one usage chunk (each prompt once, every
-    choice's completion; `per_prompt` choices per prompt) and one [DONE] close the stream.
+    choice's completion; `per_prompt` choices per prompt) and one [DONE] (unless `done` is
+    False: the Responses API ends with its own last event) close the stream.
     A failure of any choice ends it with that error, and the other choices are cancelled.
     """
-    prefixes = prefixes or [""] * len(generations)
-    choices = [
-        _choice_stream(i, events, dataclasses.replace(fmt, index=i), make_post(), prefixes[i])  # type: ignore[type-var]
-        for i, events in enumerate(generations)
-    ]
+    choices = [_choice_stream(i, events, writers[i]) for i, events in enumerate(generations)]
     usages: list[Usage | None] = [None] * len(choices)
     merged = choices[0] if len(choices) == 1 else _merge(choices)
     try:
         async for item in merged:
             if isinstance(item, _Chunk):
-                yield {"data": item.data}
+                yield _sse(item.data)
                 # Queued chunks would otherwise go out in one burst without a pause in which
                 # the server can notice a client that left: asyncio then warns on every write
                 # to the dead socket, and the generation runs on longer.
@@ -357,8 +275,9 @@ async def stream_choices(
                 yield sse_json(item.error.to_json())
                 return
         if include_usage:
-            yield {"data": fmt.usage(usage_info(combined_usage([u for u in usages if u is not None], per_prompt)))}
-        yield sse_done()
+            yield _sse(writers[0].usage(usage_info(combined_usage([u for u in usages if u is not None], per_prompt))))
+        if done:
+            yield sse_done()
     finally:
         # The merger first (it stops the pumps), then each choice (which cancels its request).
         with anyio.CancelScope(shield=True):

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Literal, TypeVar
 
 from fastapi import APIRouter, Request
@@ -13,15 +15,19 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from compat.config_schema import ModelConfig
-from compat.gotemplate.goregex import GoRegexError
 from compat.params import GenerationParams
-from compat.postprocess import StreamPostprocessor, postprocess_reply
+from compat.postprocess import StreamPostprocessor, validate_postprocess
 from compat.prompt import PromptResult, TokenizerTemplate, build_chat_prompt, build_completion_prompt
+from compat.reasoning import ReasoningSettings, open_reasoning, reasoning_settings
 from compat.request_params import ignored_request_fields, merge_generation_params, unknown_request_fields
+from compat.tool_calls import (
+    MARKERS, ContentDelta, ToolCallParser, ToolRequest, ToolSettings, native_format, tool_grammar, tool_request,
+    tool_settings, validate_tool_regexes,
+)
+from compat.tool_calls import Format as ToolFormat
+from server.api.answers import ChatAnswer, ChatWriter, ChoicePipeline, CompletionLogprobs, CompletionWriter
 from server.api.errors import ErrorCatchingRoute, invalid_request_from
 from server.api.generation import (
-    ChatChunks,
-    CompletionChunks,
     choice_request,
     combined_usage,
     new_id,
@@ -30,13 +36,11 @@ from server.api.generation import (
     usage_info,
 )
 from server.api.holding import hold_model
+from server.api.responses import (
+    ResponseStore, ResponseWriter, StoredResponse, new_response_id, response_object, responses_call,
+)
 from server.api.schemas import (
-    AssistantMessage,
-    ChatChoice,
-    ChatCompletion,
     ChatCompletionRequest,
-    Completion,
-    CompletionChoice,
     CompletionRequest,
     EmbeddingData,
     EmbeddingList,
@@ -44,6 +48,7 @@ from server.api.schemas import (
     EmbeddingUsage,
     ModelCard,
     ModelList,
+    ResponsesRequest,
     TokenizeRequest,
     TokenizeResponse,
 )
@@ -164,13 +169,13 @@ def prompt_list(prompt: str | list[str], n: int) -> list[str]:
     return prompts
 
 
-def stream_postprocessor(config: ModelConfig) -> StreamPostprocessor:
-    """The model's post-processing for one stream. A pattern Go would refuse fails here, before
-    any generation runs (check-config and `run` name it first; LocalAI dies on it at reply time)."""
-    try:
-        return StreamPostprocessor(config)
-    except GoRegexError as exc:
-        raise ModelConfigInvalid(config.name, f"cutstrings/extract_regex: {exc}") from None
+def check_reply_regexes(config: ModelConfig) -> None:
+    """A post-processing or tool-call pattern Go would refuse fails the request here, before any
+    generation runs (check-config and `run` name it first; LocalAI dies on it at reply time)."""
+    problems = validate_postprocess(config) + validate_tool_regexes(config)
+    if problems:
+        key, index, exc = problems[0]
+        raise ModelConfigInvalid(config.name, f"{key}[{index}]: {exc}")
 
 
 def tokenizer_template(info: ModelInfo) -> TokenizerTemplate | None:
@@ -196,49 +201,197 @@ def include_usage(req: ChatCompletionRequest | CompletionRequest) -> bool:
     return bool(req.stream_options and req.stream_options.include_usage)
 
 
+MAX_TOP_LOGPROBS = 20
+
+
+def chat_logprobs(req: ChatCompletionRequest) -> int | None:
+    """top_logprobs when the request asked for logprobs (None: it did not)."""
+    top = req.top_logprobs
+    if top is not None and not 0 <= top <= MAX_TOP_LOGPROBS:
+        raise InvalidRequest(f"top_logprobs={top}: it must be between 0 and {MAX_TOP_LOGPROBS}")
+    if not req.logprobs:
+        if top:
+            raise InvalidRequest("top_logprobs needs logprobs: true")
+        return None
+    return top or 0
+
+
+@dataclass(frozen=True)
+class ReplyPlan:
+    """How a chat reply is produced and read: its generation settings and parsing."""
+
+    params: GenerationParams
+    reasoning: ReasoningSettings
+    inside: str | None  # the reasoning end marker when the prompt opened a block
+    tools: ToolRequest | None
+    tool_format: ToolFormat
+    tool_settings: ToolSettings
+    logprobs: int | None
+
+    def pipeline(self, config: ModelConfig) -> ChoicePipeline:
+        parser = ToolCallParser(self.tools, self.tool_format, self.tool_settings) \
+            if self.tools is not None and self.tools.active else None
+        return ChoicePipeline(StreamPostprocessor(config), config.template.reply_prefix, self.reasoning,
+                              self.inside, parser)
+
+    @property
+    def legacy(self) -> bool:
+        return bool(self.tools and self.tools.legacy)
+
+
+def plan_reply(config: ModelConfig, payload: dict[str, Any], params: GenerationParams, prompt: PromptResult,
+               info: ModelInfo, tools: ToolRequest | None, reasoning: ReasoningSettings,
+               logprobs: int | None) -> ReplyPlan:
+    """The grammar that makes the model call (if any), the markers the reply is read by, the
+    reasoning block the prompt opened."""
+    fmt: ToolFormat = "json"
+    if prompt.source == "tokenizer":
+        fmt = native_format(info.chat_template) or "json"
+    settings = tool_settings(config)
+    grammar = tool_grammar(tools, fmt, settings) if tools is not None else None
+    sampling = params.sampling
+    if tools is not None and tools.active and (payload.get("grammar") or payload.get("response_format")):
+        raise InvalidRequest("a request with tools cannot also set grammar or response_format: a call's shape "
+                             "comes from the tools (use tool_choice \"none\" to constrain a plain answer)")
+    if grammar is not None:
+        sampling = dataclasses.replace(sampling, grammar=grammar)
+    markers = (MARKERS[fmt] if tools is not None and tools.active else ()) + (reasoning.markers if reasoning.split else ())
+    params = dataclasses.replace(params, sampling=sampling, logprobs=logprobs, visible_specials=markers)
+    return ReplyPlan(params, reasoning, open_reasoning(prompt.text, reasoning), tools, fmt, settings, logprobs)
+
+
+def template_kwargs(config: ModelConfig, payload: dict[str, Any], reasoning: ReasoningSettings) -> dict[str, Any]:
+    """Variables a GGUF chat template gets beyond the messages (llama-server's chat_template_kwargs)."""
+    out: dict[str, Any] = dict(config.chat_template_kwargs or {})
+    extra = payload.get("chat_template_kwargs")
+    if extra is not None:
+        if not isinstance(extra, dict):
+            raise InvalidRequest("chat_template_kwargs must be an object")
+        out.update(extra)
+    if reasoning.effort:
+        out.setdefault("reasoning_effort", reasoning.effort)
+    if not reasoning.split:
+        out.setdefault("enable_thinking", False)
+    return out
+
+
 # ---------------------------------------------------------------- generation routes
 
 
-@_route("/chat/completions", "POST")
-async def chat_completions(request: Request) -> Response:
-    body = await read_json_object(request)
+@dataclass(frozen=True)
+class ChatCall:
+    """A chat request as decided before its model is held: the config it runs on, its
+    generation settings, and what its reply is read for (tools, reasoning, logprobs)."""
+
+    req: ChatCompletionRequest
+    payload: dict[str, Any]
+    config: ModelConfig
+    n: int
+    tools: ToolRequest | None
+    reasoning: ReasoningSettings
+    logprobs: int | None
+    params: GenerationParams
+
+
+def chat_call(manager: ModelManager, body: dict[str, Any]) -> ChatCall:
+    """Everything about a chat request that is checked before a model is loaded for it."""
     req = validate(ChatCompletionRequest, body)
     warn_unknown_fields(body, "chat")
     n = choice_count(req.n)
     payload = req.model_dump(exclude_unset=True)
-    if payload.get("tools") or payload.get("functions"):
-        logger.info("request has tools: they reach the prompt (template.function), but tool-call "
-                    "parsing is not implemented, so the answer comes back as text")
-    manager: ModelManager = request.app.state.manager
     config = manager.config_for(req.model)
+    tools = tool_request(payload)
+    reasoning = reasoning_settings(config, payload)
+    logprobs = chat_logprobs(req)
     params = merge_generation_params(config, payload, endpoint="chat")
-    stream_postprocessor(config)
-    reply_prefix = config.template.reply_prefix
-    reply = ReplyId(new_id("chatcmpl"), now(), req.model or config.name)
+    check_reply_regexes(config)
+    return ChatCall(req, payload, config, n, tools, reasoning, logprobs, params)
+
+
+def chat_generation(call: ChatCall, models_path: Path, info: ModelInfo) -> tuple[ReplyPlan, GenerateRequest]:
+    """The prompt (the held model's own template where the config leaves it to the GGUF) and
+    the plan its reply is produced and read by."""
+    config, payload = call.config, call.payload
+    prompt = build_chat_prompt(config, models_path, payload, tokenizer_template=tokenizer_template(info),
+                               template_kwargs=template_kwargs(config, payload, call.reasoning))
+    plan = plan_reply(config, payload, call.params, prompt, info, call.tools, call.reasoning, call.logprobs)
+    return plan, engine_request(config, prompt, plan.params)
+
+
+@_route("/chat/completions", "POST")
+async def chat_completions(request: Request) -> Response:
+    manager: ModelManager = request.app.state.manager
+    call = chat_call(manager, await read_json_object(request))
+    config, n, logprobs = call.config, call.n, call.logprobs
+    reply = ReplyId(new_id("chatcmpl"), now(), call.req.model or config.name)
 
     async with hold_model(request, manager, config.name) as held:
-        prompt = build_chat_prompt(config, manager.models_path, payload,
-                                   tokenizer_template=tokenizer_template(held.handle.info))
-        choices = choices_of([engine_request(config, prompt, params)], n)
-        if req.stream:
-            events = stream_choices(
-                [held.handle.generate(c) for c in choices], ChatChunks(reply.id, reply.created, reply.model),
-                lambda: StreamPostprocessor(config), prefixes=[reply_prefix] * len(choices),
-                per_prompt=n, include_usage=include_usage(req),
-            )
+        plan, generation = chat_generation(call, manager.models_path, held.handle.info)
+        choices = choices_of([generation], n)
+        if call.req.stream:
+            writers = [ChatWriter(reply.id, reply.created, reply.model, plan.pipeline(config), i, logprobs, plan.legacy)
+                       for i in range(len(choices))]
+            events = stream_choices([held.handle.generate(c) for c in choices], writers, per_prompt=n,
+                                    include_usage=include_usage(call.req))
             return held.stream(events)
         results = await held.collect(choices)
 
-    answer = ChatCompletion(
-        id=reply.id, created=reply.created, model=reply.model,
-        choices=[
-            ChatChoice(index=i, message=AssistantMessage(content=postprocess_reply(config, reply_prefix + r.text)),
-                       finish_reason=r.finished.reason)
-            for i, r in enumerate(results)
-        ],
-        usage=usage_info(combined_usage([r.finished.usage for r in results], n)),
-    )
-    return JSONResponse(answer.model_dump(mode="json"))
+    answers = []
+    for i, r in enumerate(results):
+        answer = ChatAnswer(plan.pipeline(config), logprobs, plan.legacy)
+        for d in r.deltas:
+            answer.feed(d)
+        answers.append(answer.choice(i, r.finished))
+    usage = usage_info(combined_usage([r.finished.usage for r in results], n))
+    return JSONResponse({"id": reply.id, "object": "chat.completion", "created": reply.created, "model": reply.model,
+                         "choices": answers, "usage": usage.model_dump(mode="json")})
+
+
+@_route("/responses", "POST")
+async def create_response(request: Request) -> Response:
+    """The Responses API, run as a chat request: one answer, its output as items."""
+    body = await read_json_object(request)
+    store: ResponseStore = request.app.state.responses
+    rcall = responses_call(validate(ResponsesRequest, body), store)
+    manager: ModelManager = request.app.state.manager
+    call = chat_call(manager, rcall.chat_body)
+    config = call.config
+    sampling = call.params.sampling
+    response = response_object(rcall, new_response_id(), now(), rcall.req.model or config.name,
+                               sampling.temperature, sampling.top_p)
+
+    def keep(final: dict[str, Any]) -> None:
+        if rcall.req.store is not False:
+            store.put(StoredResponse(final, rcall.history + writer.assistant_messages()))
+
+    async with hold_model(request, manager, config.name) as held:
+        plan, generation = chat_generation(call, manager.models_path, held.handle.info)
+        writer = ResponseWriter(response, plan.pipeline(config), rcall.logprobs, keep)
+        if rcall.req.stream:
+            events = stream_choices([held.handle.generate(generation)], [writer], include_usage=True, done=False)
+            return held.stream(events)
+        (result,) = await held.collect([generation])
+
+    writer.opening()
+    for d in result.deltas:
+        writer.delta(d)
+    writer.finish(result.finished)
+    writer.usage(usage_info(result.finished.usage))
+    return JSONResponse(writer.final)
+
+
+@_route("/responses/{response_id}", "GET")
+async def get_response(request: Request, response_id: str) -> Response:
+    return JSONResponse(request.app.state.responses.get(response_id).response)
+
+
+@_route("/responses/{response_id}", "DELETE")
+async def delete_response(request: Request, response_id: str) -> Response:
+    request.app.state.responses.delete(response_id)
+    return JSONResponse({"id": response_id, "object": "response.deleted", "deleted": True})
+
+
+MAX_COMPLETION_LOGPROBS = 20
 
 
 @_route("/completions", "POST")
@@ -249,36 +402,49 @@ async def completions(request: Request) -> Response:
     n = choice_count(req.n)
     prompts = prompt_list(req.prompt, n)
     payload = req.model_dump(exclude_unset=True)
+    if req.logprobs is not None and not 0 <= req.logprobs <= MAX_COMPLETION_LOGPROBS:
+        raise InvalidRequest(f"logprobs={req.logprobs}: it must be between 0 and {MAX_COMPLETION_LOGPROBS}")
     manager: ModelManager = request.app.state.manager
     config = manager.config_for(req.model)
     params = merge_generation_params(config, payload, endpoint="completion")
-    stream_postprocessor(config)
+    params = dataclasses.replace(params, logprobs=req.logprobs)
+    check_reply_regexes(config)
     reply = ReplyId(new_id("cmpl"), now(), req.model or config.name)
     # LocalAI's order: reply_prefix is part of the model's reply, echo puts the prompt before
     # it, and post-processing sees the result.
     prefixes = [(p if req.echo else "") + config.template.reply_prefix for p in prompts for _ in range(n)]
 
+    def pipeline(i: int) -> ChoicePipeline:
+        return ChoicePipeline(StreamPostprocessor(config), prefixes[i])
+
+    def logprobs(i: int) -> CompletionLogprobs | None:
+        return CompletionLogprobs(req.logprobs, len(prefixes[i])) if req.logprobs is not None else None
+
     async with hold_model(request, manager, config.name) as held:
         built = [build_completion_prompt(config, manager.models_path, p, payload) for p in prompts]
         choices = choices_of([engine_request(config, b, params) for b in built], n)
         if req.stream:
-            events = stream_choices(
-                [held.handle.generate(c) for c in choices], CompletionChunks(reply.id, reply.created, reply.model),
-                lambda: StreamPostprocessor(config), prefixes=prefixes, per_prompt=n,
-                include_usage=include_usage(req),
-            )
+            writers = [CompletionWriter(reply.id, reply.created, reply.model, pipeline(i), i, logprobs(i))
+                       for i in range(len(choices))]
+            events = stream_choices([held.handle.generate(c) for c in choices], writers, per_prompt=n,
+                                    include_usage=include_usage(req))
             return held.stream(events)
         results = await held.collect(choices)
 
-    answer = Completion(
-        id=reply.id, created=reply.created, model=reply.model,
-        choices=[
-            CompletionChoice(index=i, text=postprocess_reply(config, prefix + r.text), finish_reason=r.finished.reason)
-            for i, (prefix, r) in enumerate(zip(prefixes, results))
-        ],
-        usage=usage_info(combined_usage([r.finished.usage for r in results], n)),
-    )
-    return JSONResponse(answer.model_dump(mode="json"))
+    out = []
+    for i, r in enumerate(results):
+        pipe, lp = pipeline(i), logprobs(i)
+        text = ""
+        for d in r.deltas:
+            text += "".join(p.text for p in pipe.feed(d.text) if isinstance(p, ContentDelta))
+            if lp is not None:
+                lp.add(d.logprobs)
+        text += "".join(p.text for p in pipe.finish() if isinstance(p, ContentDelta))
+        out.append({"index": i, "text": text, "logprobs": lp.as_json() if lp is not None else None,
+                    "finish_reason": r.finished.reason})
+    usage = usage_info(combined_usage([r.finished.usage for r in results], n))
+    return JSONResponse({"id": reply.id, "object": "text_completion", "created": reply.created, "model": reply.model,
+                         "choices": out, "usage": usage.model_dump(mode="json")})
 
 
 # ---------------------------------------------------------------- other routes

@@ -67,13 +67,52 @@ class ChatCompletionRequest(_GenerationRequest):
     messages: list[ChatMessage] = Field(min_length=1)
     tools: Optional[list[dict[str, Any]]] = None
     tool_choice: Union[str, dict[str, Any], None] = None
+    parallel_tool_calls: Optional[bool] = None
     functions: Optional[list[dict[str, Any]]] = None
     function_call: Union[str, dict[str, Any], None] = None
+    logprobs: Optional[bool] = None
+    top_logprobs: Optional[int] = None
+    reasoning_effort: Optional[str] = None
+    chat_template_kwargs: Optional[dict[str, Any]] = None
+
+
+class ResponsesRequest(_Request):
+    """POST /v1/responses. Fields beyond these (LocalAI's sampling knobs: top_k, seed, ...)
+    pass on to the chat request it becomes."""
+
+    model: Optional[str] = None
+    input: Union[str, list[Any]]
+    instructions: Optional[str] = None
+    max_output_tokens: Optional[int] = None
+    temperature: Optional[float] = None
+    top_p: Optional[float] = None
+    tools: Optional[list[dict[str, Any]]] = None
+    tool_choice: Union[str, dict[str, Any], None] = None
+    parallel_tool_calls: Optional[bool] = None
+    stream: bool = False
+    stream_options: Optional[dict[str, Any]] = None
+    previous_response_id: Optional[str] = None
+    store: Optional[bool] = None
+    text: Optional[dict[str, Any]] = None
+    reasoning: Optional[dict[str, Any]] = None
+    top_logprobs: Optional[int] = None
+    include: Optional[list[str]] = None
+    truncation: Optional[str] = None
+    metadata: Optional[dict[str, str]] = None
+    user: Optional[str] = None
+    service_tier: Optional[str] = None
+    prompt_cache_key: Optional[str] = None
+    safety_identifier: Optional[str] = None
+    background: Optional[bool] = None
+    conversation: Any = None
+    prompt: Any = None
+    max_tool_calls: Optional[int] = None
 
 
 class CompletionRequest(_GenerationRequest):
     # One prompt per request: a string or a one-element list of strings.
     prompt: Union[str, list[str]]
+    logprobs: Optional[int] = None
 
 
 class EmbeddingRequest(_Request):

@@ -36,18 +36,29 @@ class TextAssembler:
         self._text = ""
         self._sent = 0
         self.stopped: StopHit | None = None
+        # Per-token data (logprobs) waiting for its token's text to go out: (start, end, item).
+        self._pending: list[tuple[int, int, object]] = []
+        self.released: list[object] = []
 
     @property
     def text(self) -> str:
         """All text decided so far (what the non-stream answer is, once finished)."""
         return self._text
 
-    def feed(self, piece: bytes) -> str:
-        """Add one token's bytes; return the text newly safe to send (may be "")."""
+    def take_released(self) -> list[object]:
+        """The per-token items whose text went out with the last feed/finish."""
+        out, self.released = self.released, []
+        return out
+
+    def feed(self, piece: bytes, item: object = None) -> str:
+        """Add one token's bytes (and an item to release with its text); return the text newly
+        safe to send (may be "")."""
         if self.stopped is not None:
             return ""
         before = len(self._text)
         self._text += self._decoder.decode(piece)
+        if item is not None:
+            self._pending.append((before, len(self._text), item))
         hit = self._find_stop(before)
         if hit is not None:
             self.stopped = hit
@@ -77,6 +88,17 @@ class TextAssembler:
         return best
 
     def _flush_to(self, end: int) -> str:
+        if self._pending:
+            # A token goes with its text: once all of it is out, or, when a stop string cut the
+            # text, when any of it is.
+            cut = self.stopped is not None
+            keep = []
+            for start, stop, item in self._pending:
+                if stop <= end or (cut and start < end) or (not cut and stop == start and start <= end):
+                    self.released.append(item)
+                elif not cut:
+                    keep.append((start, stop, item))
+            self._pending = keep
         if end <= self._sent:
             return ""
         out = self._text[self._sent : end]

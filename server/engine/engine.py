@@ -29,7 +29,7 @@ from server.engine.scheduler import (
     Scheduler,
 )
 from server.engine.slot import Job, Slot, SlotState
-from server.engine.types import Event, Failed, Finished, GenerateRequest, ModelInfo, TextDelta, Usage
+from server.engine.types import Event, Failed, Finished, GenerateRequest, ModelInfo, TextDelta, TokenLogprob, Usage
 from server.errors import EngineFailed, FeatureDisabled, InvalidRequest, LlamaslotsError, PromptTooLong, ServerBusy
 
 log = logging.getLogger("llamaslots.engine")
@@ -86,7 +86,7 @@ class Engine:
         self.embed_seqs = list(range(opts.n_slots, opts.n_slots + rt.n_embed_seqs))
         self.batch = Batch(rt.n_batch, rt.n_seq, rt.n_vocab)
         self.jobs: dict[int, Job] = {}
-        self._texts: list[tuple[int, str]] = []
+        self._texts: list[tuple] = []
         self._ends: list[tuple[int, Event]] = []
         self._step_prompt = self._step_generated = 0
         self._ready.set_result(
@@ -145,9 +145,16 @@ class Engine:
 
     def _send(self, job: Job, event: Event) -> None:
         if isinstance(event, TextDelta):
-            self._texts.append((job.rid, event.text))
+            self._texts.append((job.rid, event.text, event.logprobs) if event.logprobs else (job.rid, event.text))
         else:
             self._ends.append((job.rid, event))
+
+    def _send_text(self, job: Job, text: str) -> None:
+        """Text and the log-probabilities of the tokens it came from."""
+        assert job.assembler is not None
+        items = job.assembler.take_released()
+        if text or items:
+            self._send(job, TextDelta(text, tuple(items)))  # type: ignore[arg-type]
 
     def _handle(self, cmd: Command) -> None:
         if isinstance(cmd, Submit):
@@ -197,6 +204,7 @@ class Engine:
             self._send(job, Failed(_as_error(exc)))
             return
         job.prompt = tokens
+        job.visible = self.rt.special_ids(req.params.visible_specials)
         self.jobs[rid] = job
         self.scheduler.add(job)
 
@@ -224,9 +232,7 @@ class Engine:
         if job is None:
             return
         if reason != "cancelled" and job.assembler is not None and job.assembler.stopped is None:
-            tail = job.assembler.finish()
-            if tail:
-                self._send(job, TextDelta(tail))
+            self._send_text(job, job.assembler.finish())
         self._execute(self.scheduler.release(slot, keep_cache=keep_cache))
         self._end(job, reason)
 
@@ -326,9 +332,7 @@ class Engine:
                 self.rt.seq_rm(op.slot.seq_id)
                 job = op.job
                 if job.assembler is not None and job.assembler.stopped is None:
-                    tail = job.assembler.finish()
-                    if tail:
-                        self._send(job, TextDelta(tail))
+                    self._send_text(job, job.assembler.finish())
                 self._end(job, "length")
         return failed
 
@@ -428,10 +432,38 @@ class Engine:
             tok = tokens.get(id(job))
             if tok is None:
                 tok = job.sampler.sample(rt.ctx, job.i_batch)
+            tokens[id(job)] = tok
+        wanting = [job for _, job in ready if job.params.logprobs is not None]
+        logprobs = self._logprobs(wanting, tokens) if wanting else {}
+        for slot, job in ready:
+            tok = tokens[id(job)]
             job.i_batch = -1
-            self._accept(slot, job, tok)
+            self._accept(slot, job, tok, logprobs.get(id(job)))
 
-    def _accept(self, slot: Slot, job: Job, tok: int) -> None:
+    def _logprobs(self, jobs: list[Job], tokens: dict[int, int]) -> dict[int, TokenLogprob]:
+        """Log-softmax of the raw logits of these jobs' rows, computed for all rows together:
+        the sampled token's and the top alternatives' (as OpenAI and llama-server report them)."""
+        rt = self.rt
+        logits = rt.logits(self.batch.n_outputs)
+        rows = logits[[int(self.batch.out_ord[job.i_batch]) for job in jobs]].astype(np.float64)
+        peak = rows.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(rows - peak).sum(axis=1, keepdims=True)) + peak
+        logp = rows - lse
+        out: dict[int, TokenLogprob] = {}
+        for k, job in enumerate(jobs):
+            tok = tokens[id(job)]
+            n = min(int(job.params.logprobs or 0), rt.n_vocab)
+            top: tuple[tuple[str, bytes, float], ...] = ()
+            if n:
+                idx = np.argpartition(-logp[k], n - 1)[:n]
+                idx = idx[np.argsort(-logp[k][idx], kind="stable")]
+                top = tuple((rt.piece(int(t)).decode("utf-8", "replace"), rt.piece(int(t)), float(logp[k][t]))
+                            for t in idx)
+            piece = rt.piece(tok, special=tok in job.visible)
+            out[id(job)] = TokenLogprob(piece.decode("utf-8", "replace"), piece, float(logp[k][tok]), top)
+        return out
+
+    def _accept(self, slot: Slot, job: Job, tok: int, logprob: TokenLogprob | None = None) -> None:
         """What a sampled token does: end the answer, or become text and the next input."""
         self._step_generated += 1
         if self.rt.is_eog(tok):
@@ -439,9 +471,9 @@ class Engine:
             return
         job.n_generated += 1
         assert job.assembler is not None
-        text = job.assembler.feed(self.rt.piece(tok))
-        if text:
-            self._send(job, TextDelta(text))
+        text = job.assembler.feed(self.rt.piece(tok, special=tok in job.visible), logprob)
+        if text or job.assembler.released:
+            self._send_text(job, text)
         if job.assembler.stopped is not None:
             self._finish(slot, "stop")
             return

@@ -97,12 +97,12 @@ class StepEvents:
     request's text of a step comes before its end, so `texts` are delivered before `ends`.
     """
 
-    texts: list[tuple[int, str]] = field(default_factory=list)
+    texts: list[tuple] = field(default_factory=list)  # (rid, text) or (rid, text, logprobs)
     ends: list[tuple[int, Event]] = field(default_factory=list)
     stats: StepStats | None = None
 
     def events(self) -> list[tuple[int, Event]]:
-        return [(rid, TextDelta(text)) for rid, text in self.texts] + self.ends
+        return [(t[0], TextDelta(*t[1:])) for t in self.texts] + self.ends
 
     def __reduce__(self):
         return (StepEvents, (self.texts, self.ends, self.stats))

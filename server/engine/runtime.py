@@ -158,6 +158,7 @@ class LlamaRuntime:
         self.n_swa = lc.llama_model_n_swa(self.model)
         self._piece_buf = ctypes.create_string_buffer(256)
         self._logits_views: dict[tuple[int | None, int], np.ndarray] = {}
+        self._special_ids: dict[str, int] = {}
         # Token bytes, filled on first use: one ctypes call per token kind, not per token.
         self._pieces: list[bytes | None] = [None] * self.n_vocab
         self.eog_tokens = [t for t in range(self.n_vocab) if lc.llama_vocab_is_eog(self.vocab, t)]
@@ -181,8 +182,26 @@ class LlamaRuntime:
                 return list(arr[:n])
             cap = -n
 
-    def piece(self, token: int) -> bytes:
-        """Bytes of one token as text; control tokens render as nothing."""
+    def special_ids(self, texts: tuple[str, ...]) -> frozenset[int]:
+        """The token ids of these special-token texts (those that are one token in this vocab)."""
+        out = set()
+        for text in texts:
+            tid = self._special_ids.get(text, -2)
+            if tid == -2:
+                try:
+                    ids = self.tokenize(text, add_special=False, parse_special=True)
+                except InvalidRequest:
+                    ids = []
+                tid = ids[0] if len(ids) == 1 else -1
+                self._special_ids[text] = tid
+            if tid >= 0:
+                out.add(tid)
+        return frozenset(out)
+
+    def piece(self, token: int, special: bool = False) -> bytes:
+        """Bytes of one token as text; control tokens render as nothing unless `special`."""
+        if special:
+            return self._special_piece(token)
         cached = self._pieces[token]
         if cached is not None:
             return cached
@@ -193,6 +212,13 @@ class LlamaRuntime:
         piece = self._piece_buf.raw[:n]
         self._pieces[token] = piece
         return piece
+
+    def _special_piece(self, token: int) -> bytes:
+        n = lc.llama_token_to_piece(self.vocab, token, self._piece_buf, len(self._piece_buf), 0, True)
+        if n < 0:
+            self._piece_buf = ctypes.create_string_buffer(-n)
+            n = lc.llama_token_to_piece(self.vocab, token, self._piece_buf, len(self._piece_buf), 0, True)
+        return self._piece_buf.raw[:n]
 
     def detokenize(self, tokens: list[int] | tuple[int, ...]) -> str:
         bad = [t for t in tokens if not 0 <= t < self.n_vocab]

@@ -38,6 +38,8 @@ class Job:
     # Engine-owned: the llama sampler chain and the text assembler (built at admission).
     sampler: Any = None
     assembler: TextAssembler | None = None
+    # Special tokens this request renders as text (markers its reply is parsed by).
+    visible: frozenset[int] = frozenset()
     first_token_at: float = 0.0
 
     def remaining_prompt(self) -> int:

@@ -1,6 +1,7 @@
 """The engine's boundary: what goes in (a generation/embedding request) and what comes out (events)."""
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from typing import Literal, Union
 
@@ -18,10 +19,23 @@ class GenerateRequest:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token's log-probability (log-softmax of the model's logits, before any
+    sampling filter) and the most likely alternatives at its position."""
+
+    token: str
+    bytes: builtins.bytes
+    logprob: float
+    top: tuple[tuple[str, builtins.bytes, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class TextDelta:
-    """Newly final text of one request: complete UTF-8, no part of a stop string."""
+    """Newly final text of one request: complete UTF-8, no part of a stop string, with the
+    log-probabilities of the tokens it came from when the request asked for them."""
 
     text: str
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 FinishReason = Literal["stop", "length", "cancelled"]

@@ -26,7 +26,8 @@ async def test_non_stream_shape_and_usage(client, handle):
     assert isinstance(body["created"], int)
     assert body["model"] == "vicuna-13b"
     assert body["choices"] == [
-        {"index": 0, "message": {"role": "assistant", "content": "Hello there"}, "finish_reason": "length"}
+        {"index": 0, "message": {"role": "assistant", "content": "Hello there"}, "finish_reason": "length",
+         "logprobs": None}
     ]
     assert body["usage"] == {
         "prompt_tokens": 11, "completion_tokens": 2, "total_tokens": 13,
@@ -159,12 +160,18 @@ async def test_postprocessing_stream(client, manager):
 async def test_reply_prefix_non_stream_and_stream(client, manager):
     config = model_config("thinker", reply_prefix="<think>")
     manager.handles["thinker"] = FakeHandle(config, script_text("hmm</think>", "42"))
+    # reply_prefix is part of the reply (LocalAI's way to make a model think), so the
+    # reasoning it opens is split out like one the model wrote.
     r = await client.post("/v1/chat/completions", json={"model": "thinker", "messages": MESSAGES})
-    assert r.json()["choices"][0]["message"]["content"] == "<think>hmm</think>42"
+    message = r.json()["choices"][0]["message"]
+    assert (message["content"], message["reasoning_content"]) == ("42", "hmm")
     r = await client.post("/v1/chat/completions", json={"model": "thinker", "messages": MESSAGES, "stream": True})
     chunks = [e for e in sse_events(r.text) if e != "[DONE]"]
-    contents = [c["choices"][0]["delta"].get("content") for c in chunks[1:-1]]
-    assert contents == ["<think>", "hmm</think>", "42"]
+    deltas = [c["choices"][0]["delta"] for c in chunks[1:-1]]
+    assert deltas == [{"reasoning_content": "hmm"}, {"content": "42"}]
+    off = await client.post("/v1/chat/completions", json={"model": "thinker", "messages": MESSAGES,
+                                                          "reasoning_effort": "none"})
+    assert off.json()["choices"][0]["message"] == {"role": "assistant", "content": "<think>hmm</think>42"}
 
 
 async def test_failed_event_non_stream_gives_its_status(client, handle):

@@ -70,18 +70,31 @@ def test_no_file_and_no_models_dir_is_an_error(tmp_path):
     assert code == 2 and "does not exist" in out
 
 
-def test_tool_call_settings_are_listed_as_without_effect(tmp_path):
+def test_tool_call_settings_take_effect_and_xml_formats_do_not(tmp_path):
     models = models_dir(tmp_path, "m.gguf")
     cfg = tmp_path / "c.yaml"
     cfg.write_text("- name: m\n  parameters:\n    model: m.gguf\n  function:\n    disable_no_action: true\n"
-                   "    response_regex: ['(?P<name>\\\\w+)']\n    grammar:\n      parallel_calls: true\n")
+                   "    response_regex: ['(?P<name>\\\\w+)']\n    xml_format_preset: qwen3-coder\n"
+                   "    grammar:\n      parallel_calls: true\n      triggers: [{word: '<tool_call>'}]\n")
     code, out = run([cfg, "--models-path", models])
     assert code == 0, out
     lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  function")}
-    assert "tool-call grammars and parsing are not implemented" in lines["function.grammar.parallel_calls"]
-    assert "tool-call grammars and parsing are not implemented" in lines["function.response_regex"]
-    # It shapes the prompt (no extra `answer` function), so it is not listed as without effect.
-    assert "function.disable_no_action" not in lines
+    assert "XML tool-call formats are not implemented" in lines["function.xml_format_preset"]
+    assert "lazy grammars are not implemented" in lines["function.grammar.triggers"]
+    for applied in ("function.grammar.parallel_calls", "function.response_regex", "function.disable_no_action"):
+        assert "no effect" not in lines.get(applied, ""), lines[applied]
+
+
+def test_tool_call_regex_go_refuses_is_an_error_at_its_line(tmp_path):
+    models = models_dir(tmp_path, "m.gguf")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("- name: m\n  parameters: {model: m.gguf}\n  function:\n    json_regex_match:\n"
+                   "      - '(?<=x)\\{.*\\}'\n    replace_llm_results:\n      - {key: '(a', value: b}\n")
+    code, out = run([cfg, "--models-path", models])
+    assert code == 2, out
+    assert "function.json_regex_match[0] '(?<=x)\\\\{.*\\\\}' is not a Go regexp" in out
+    assert "function.replace_llm_results[0] '(a' is not a Go regexp: error parsing regexp: missing closing )" in out
+    assert "c.yaml:4:" in out or "c.yaml:5:" in out
 
 
 # --- check-config runs the serving code (issue: one source of truth) ------------------------------
