@@ -17,6 +17,7 @@ from compat.prompt_data import (
     NO_ACTION_DESCRIPTION, NO_ACTION_NAME, ChatMessageTemplateData, Function, FunctionCall,
     PromptTemplateData, ToolCall,
 )
+from compat.tool_calls import ToolSettings, tool_settings
 from compat.prompt_templates import (
     TemplateOutsidePath, evaluate_template, literal_name_warning, model_tmpl_exists,
 )
@@ -84,22 +85,8 @@ def uses_tokenizer_template(config: Any, tokenizer_template: TokenizerTemplate |
     return tokenizer_template is not None and not has_go_template(config)
 
 
-def _grammar_enabled(config: Any) -> bool:
-    fn = getattr(config, "function", None)
-    g = getattr(fn, "grammar", None) if fn is not None else None
-    return not bool(getattr(g, "disable", False))
-
-
-def _disable_no_action(config: Any) -> bool:
-    fn = getattr(config, "function", None)
-    return bool(getattr(fn, "disable_no_action", False)) if fn is not None else False
-
-
-def _no_action(config: Any) -> Function:
-    fn = getattr(config, "function", None)
-    name = (getattr(fn, "no_action_function_name", "") if fn is not None else "") or NO_ACTION_NAME
-    desc = (getattr(fn, "no_action_description_name", "") if fn is not None else "") or NO_ACTION_DESCRIPTION
-    return Function(Name=name, Description=desc, Parameters={
+def _no_action(settings: ToolSettings) -> Function:
+    return Function(Name=settings.no_action_name, Description=settings.no_action_description, Parameters={
         "properties": {"message": {"type": "string", "description": "The message to reply the user with"}}})
 
 
@@ -185,12 +172,13 @@ def build_chat_prompt(config: Any, models_path: Path, request: dict, *,
     # Go's input.Functions stays nil unless `functions` is given or a tool is appended.
     funcs: list[Function] | None = functions if functions or request.get("functions") is not None else None
     grammar_from_functions = False
-    if should_use_fn and (_grammar_enabled(config) or any(f.Strict for f in functions)):
+    tools = tool_settings(config)
+    if should_use_fn and (tools.grammar or any(f.Strict for f in functions)):
         grammar_from_functions = True
         # `required` forces a real call: the no-action function is not offered (LocalAI
         # filters by the name "required" here and offers nothing at all).
-        if not _disable_no_action(config) and mode.mode != "required":
-            funcs = list(functions) + [_no_action(config)]
+        if tools.no_action and mode.mode != "required":
+            funcs = list(functions) + [_no_action(tools)]
     if mode.name and funcs is not None:
         funcs = [f for f in funcs if f.Name == mode.name]
 

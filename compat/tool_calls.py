@@ -17,12 +17,11 @@ from typing import Any, Literal, Union
 from compat.errors import RequestError
 from compat.gotemplate import goregex
 from compat.json_schema_grammar import GrammarBuilder, SchemaGrammarError, _literal
+from compat.prompt_data import NO_ACTION_DESCRIPTION, NO_ACTION_NAME
 
 Mode = Literal["none", "auto", "required", "named"]
 Format = Literal["json", "hermes", "llama3", "mistral"]
 
-NO_ACTION_NAME = "answer"
-NO_ACTION_DESCRIPTION = "use this action to answer without performing any action"
 
 
 # -- the request ----------------------------------------------------------------------------------

@@ -113,6 +113,9 @@ def test_function_source_and_answer_rule(tmp_path):
     strict = {"messages": MSGS, "functions": [{"name": "g", "strict": True}]}
     c.function.grammar.disable = True
     assert build_chat_prompt(c, tmp_path, strict).text == "g,"
+    named = cfg(chat="C", function="{{range .Functions}}{{.Name}}={{.Description}};{{end}}")
+    named.function = FunctionsConfig(no_action_function_name="reply", no_action_description_name="say it")
+    assert build_chat_prompt(named, tmp_path, req).text == "f=;reply=say it;"
 
 
 def test_implicit_model_tmpl_and_completion(tmp_path):

@@ -9,6 +9,7 @@ import pytest
 
 from compat.config_schema import FunctionsConfig, GrammarConfig
 from compat.errors import RequestError
+from tests.gbnf_match import accepts
 from compat.tool_calls import (
     CallArguments, CallStart, ContentDelta, Tool, ToolCallParser, ToolRequest, ToolSettings, native_format,
     parse_reply, parse_with_regex_rules, tool_grammar, tool_request, tool_settings,
@@ -132,3 +133,104 @@ def test_localai_regex_rules():
     s = ToolSettings(replace_llm_results=((r"^```json\s*", ""), (r"```$", "")), automatic_parsing_fallback=True)
     assert parse_with_regex_rules('```json\n{"name": "f", "arguments": "plain"}```', s)[1] == [
         ("f", '{"query":"plain"}')]
+
+
+# -- each grammar setting of LocalAI's function: block, by what its grammar accepts ------------------
+
+CALL_A = '{"name": "get_weather", "arguments": {"city": "A"}}'
+CALL_B = '{"name": "get_weather", "arguments": {"city": "B"}}'
+
+
+def grammar_of(**settings) -> str:
+    return tool_grammar(REQ, "json", ToolSettings(**settings))
+
+
+def test_plain_auto_takes_one_call_or_the_answer_function_and_nothing_else():
+    g = grammar_of()
+    assert accepts(g, CALL_A)
+    assert accepts(g, '{"name": "answer", "arguments": {"message": "hi"}}')
+    assert not accepts(g, "hello") and not accepts(g, f"[{CALL_A}]")
+    assert not accepts(g, '{"name": "get_weather", "arguments": {"town": "A"}}')
+
+
+def test_parallel_calls_take_an_array_with_new_lines_unless_disabled():
+    g = grammar_of(parallel_calls=True)
+    assert accepts(g, f"[\n{CALL_A},\n{CALL_B}]") and accepts(g, CALL_A)
+    assert not accepts(g, f"[{CALL_A},{CALL_B}]")
+    g = grammar_of(parallel_calls=True, disable_parallel_new_lines=True)
+    assert accepts(g, f"[{CALL_A},{CALL_B}]")  # the new lines become optional whitespace
+    # A request that turns parallel calls off gets one call even where the config allows more.
+    assert not accepts(tool_grammar(ToolRequest(REQ.tools, "auto", parallel=False), "json",
+                                    ToolSettings(parallel_calls=True)), f"[\n{CALL_A}]")
+
+
+def test_mixed_mode_free_text_before_a_call_and_after_it_only_when_expected():
+    g = grammar_of(mixed_mode=True)
+    assert accepts(g, "just words") and accepts(g, f"I will check. {CALL_A}") and accepts(g, CALL_A)
+    g = grammar_of(mixed_mode=True, expect_strings_after_json=True)
+    assert accepts(g, f"Checking {CALL_A} done")
+    g = grammar_of(mixed_mode=True, no_mixed_free_string=True)
+    assert accepts(g, "anything at all") and accepts(g, CALL_A)
+    # Forcing a call leaves mixed mode out.
+    forced = tool_grammar(ToolRequest(REQ.tools, "required"), "json", ToolSettings(mixed_mode=True))
+    assert not accepts(forced, "just words") and accepts(forced, CALL_A)
+
+
+def test_prefix_comes_before_the_call():
+    g = grammar_of(prefix="<<CALL>>")
+    assert accepts(g, "<<CALL>>" + CALL_A) and not accepts(g, CALL_A)
+
+
+def test_llama31_schema_type_writes_function_tags():
+    g = grammar_of(schema_type="llama3.1")
+    assert accepts(g, '<function=get_weather>{"city": "A"}</function>')
+    assert not accepts(g, CALL_A)
+    parsed = parse_reply('<function=get_weather>{"city": "A"}</function>', REQ, "json",
+                         ToolSettings(schema_type="llama3.1"))
+    assert [(c.name, json.loads(c.arguments)) for c in parsed.calls] == [("get_weather", {"city": "A"})]
+
+
+def test_key_names_and_their_order():
+    g = grammar_of(name_key="function", arguments_key="args", properties_order=("args", "function"))
+    assert accepts(g, '{"args": {"city": "A"}, "function": "get_weather"}')
+    assert not accepts(g, '{"function": "get_weather", "args": {"city": "A"}}')
+    parsed = parse_reply('{"args": {"city": "A"}, "function": "get_weather"}', REQ, "json",
+                         ToolSettings(name_key="function", arguments_key="args"))
+    assert [c.name for c in parsed.calls] == ["get_weather"]
+
+
+def test_no_action_function_name_and_its_absence():
+    g = grammar_of(no_action_name="reply")
+    assert accepts(g, '{"name": "reply", "arguments": {"message": "hi"}}')
+    assert not accepts(g, '{"name": "answer", "arguments": {"message": "hi"}}')
+    assert parse_reply('{"name": "reply", "arguments": {"message": "hi"}}', REQ, "json",
+                       ToolSettings(no_action_name="reply")).content == "hi"
+    assert not accepts(grammar_of(no_action=False), '{"name": "answer", "arguments": {"message": "hi"}}')
+
+
+def test_grammar_disable_leaves_auto_free_but_a_strict_tool_keeps_its_grammar():
+    assert grammar_of(grammar=False) is None
+    strict = ToolRequest((Tool("get_weather", "", REQ.tools[0].parameters, strict=True),), "auto")
+    assert accepts(tool_grammar(strict, "json", ToolSettings(grammar=False)), CALL_A)
+
+
+def test_the_function_block_reaches_the_settings_by_localai_names():
+    cfg = SimpleNamespace(function=FunctionsConfig(
+        no_action_function_name="reply", no_action_description_name="say it",
+        argument_regex_key_name="k", argument_regex_value_name="v", automatic_tool_parsing_fallback=True,
+        replace_function_results=[{"key": "x", "value": "y"}], capture_llm_results=["(.*)"],
+        grammar=GrammarConfig(no_mixed_free_string=True, disable_parallel_new_lines=True,
+                              expect_strings_after_json=True, schema_type="llama3.1")))
+    s = tool_settings(cfg)
+    assert (s.no_action_name, s.no_action_description, s.argument_regex_key, s.argument_regex_value) == (
+        "reply", "say it", "k", "v")
+    assert s.automatic_parsing_fallback and s.replace_function_results == (("x", "y"),)
+    assert (s.no_mixed_free_string, s.disable_parallel_new_lines, s.expect_strings_after_json, s.schema_type) == (
+        True, True, True, "llama3.1")
+
+
+def test_argument_regex_group_names_and_replace_function_results():
+    s = ToolSettings(response_regex=(r"(?P<name>\w+)\((?P<arguments>[^)]*)\)",),
+                     argument_regex=(r"(?P<k>\w+)=(?P<v>\w+)",), argument_regex_key="k", argument_regex_value="v",
+                     replace_function_results=((r"CALL:\s*", ""),))
+    assert parse_with_regex_rules("CALL: lookup(city=Rome)", s)[1] == [("lookup", '{"city":"Rome"}')]
