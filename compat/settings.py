@@ -166,7 +166,7 @@ FLAGS: tuple[Flag, ...] = (
          "comma-separated model names to load at start", is_list=True),
     Flag("disable_metrics_endpoint", ("--disable-metrics-endpoint",),
          ("LOCALAI_DISABLE_METRICS_ENDPOINT", "DISABLE_METRICS_ENDPOINT"), parse_bool,
-         "do not serve /metrics", is_bool=True, ignored="there is no /metrics endpoint yet"),
+         "do not serve /metrics", is_bool=True),
     Flag("disable_webui", ("--disable-webui",), ("LOCALAI_DISABLE_WEBUI", "DISABLE_WEBUI"), parse_bool,
          "accepted for compatibility", is_bool=True, ignored="there is no web UI here"),
     Flag("external_grpc_backends", ("--external-grpc-backends",),

@@ -7,11 +7,13 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Iterable
 
 from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.api import health, openai
+from server.api import health, openai, operations, status_page
 from server.api.errors import error_response, install_error_handlers
+from server.api.observe import RequestMetricsMiddleware
 from server.api.responses import ResponseStore
 from server.errors import Unauthorized
 
@@ -25,8 +27,8 @@ def create_app(manager: Any, settings: Any) -> FastAPI:
     """The HTTP app over `manager` (a server.manager.ModelManager).
 
     Reads from `settings` (any object; missing attributes mean "off"): `api_keys` (iterable of
-    accepted keys; empty = no auth), `cors` (bool) and `cors_allow_origins` (comma list or
-    iterable).
+    accepted keys; empty = no auth), `cors` (bool), `cors_allow_origins` (comma list or
+    iterable) and `disable_metrics_endpoint` (bool). The metrics registry is the manager's.
     """
 
     @asynccontextmanager
@@ -44,10 +46,15 @@ def create_app(manager: Any, settings: Any) -> FastAPI:
     app.state.settings = settings
     app.state.ready = False
     app.state.responses = ResponseStore()
+    app.state.metrics = manager.metrics
 
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(openai.router)
+    app.include_router(operations.router)
+    if not getattr(settings, "disable_metrics_endpoint", False):
+        app.include_router(operations.metrics_router)
+    app.include_router(status_page.router)
 
     keys = _api_keys(settings)
     if keys:
@@ -59,6 +66,8 @@ def create_app(manager: Any, settings: Any) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["*"],
         )
+    # Outermost: a request refused for its key is counted too.
+    app.add_middleware(RequestMetricsMiddleware, metrics=manager.metrics)
     return app
 
 
@@ -78,7 +87,9 @@ def _origins(value: Any) -> list[str]:
 
 
 class ApiKeyMiddleware:
-    """Rejects requests without one of the keys (Authorization: Bearer, or x-api-key), 401."""
+    """Rejects requests without one of the keys, 401. The key comes as `Authorization: Bearer`,
+    `x-api-key` or `xi-api-key` (as in LocalAI v4), or in the `token` cookie that the status
+    page's login form sets (a browser cannot send a header for a page it opens)."""
 
     def __init__(self, app: ASGIApp, keys: Iterable[str]) -> None:
         self.app = app
@@ -92,15 +103,22 @@ class ApiKeyMiddleware:
         if scope["method"] == "OPTIONS" or self._accepted(request):
             await self.app(scope, receive, send)
             return
+        if scope["path"] == "/" and "text/html" in request.headers.get("accept", ""):
+            # A person opening the status page: ask for the key instead of showing JSON.
+            login = HTMLResponse(status_page.page("login.html"), status_code=401)
+            await login(scope, receive, send)
+            return
         response = error_response(
             Unauthorized("missing or wrong API key: send it as 'Authorization: Bearer <key>'")
         )
         await response(scope, receive, send)
 
     def _accepted(self, request: Request) -> bool:
-        given = request.headers.get("x-api-key", "")
+        given = request.headers.get("x-api-key", "") or request.headers.get("xi-api-key", "")
         auth = request.headers.get("authorization", "")
         if auth[:7].lower() == "bearer ":
             given = auth[7:].strip()
+        elif not given:
+            given = request.cookies.get("token", "")
         # compare_digest: no timing hint about how much of a key matched.
         return any(hmac.compare_digest(given.encode(), key.encode()) for key in self.keys)

@@ -44,6 +44,17 @@ class ModelNotFound(LlamaslotsError):
         self.name = name
 
 
+class ModelNotLoaded(LlamaslotsError):
+    """An operation on a resident model (unload, monitor) named one that is not loaded."""
+
+    status = 404
+    type = "invalid_request_error"
+
+    def __init__(self, name: str):
+        super().__init__(f'model "{name}" is not loaded')
+        self.name = name
+
+
 class PromptTooLong(InvalidRequest):
     def __init__(self, n_prompt: int, n_ctx: int):
         super().__init__(

@@ -12,8 +12,10 @@ from typing import AsyncIterator
 from compat.config_schema import ModelConfig
 from compat.model_settings import ServerDefaults, load_settings
 from server.engine.client import EngineClient, LocalEngine
-from server.engine.types import Event, Failed, Finished, GenerateRequest, ModelInfo
-from server.errors import ModelLoadFailed, ModelNotFound, ServerBusy
+from server.engine.types import Event, Failed, Finished, GenerateRequest, ModelInfo, TextDelta
+from server.engine.messages import StepStats
+from server.errors import ModelLoadFailed, ModelNotFound, ModelNotLoaded, ServerBusy
+from server.metrics import Metrics
 from server.worker import WorkerClient
 
 log = logging.getLogger("llamaslots.manager")
@@ -42,26 +44,45 @@ class ManagerPolicy:
 class ModelHandle:
     """The front-end's view of one loaded model; safe to use from the event loop."""
 
-    def __init__(self, name: str, config: ModelConfig, engine: EngineClient, loop: asyncio.AbstractEventLoop):
+    def __init__(self, name: str, config: ModelConfig, engine: EngineClient, loop: asyncio.AbstractEventLoop,
+                 metrics: Metrics):
         self.name = name
         self.config = config
         self.engine = engine
         self.info: ModelInfo = engine.info
+        self.metrics = metrics
         self.in_flight = 0
         self.last_used = time.monotonic()
+        self.loaded_at = time.time()
         # Set while a swap waits for this model's requests to end: new ones queue behind it.
         self.draining = False
+        # The engine's counters of its latest step (the gauges, and the status page's queue).
+        self.last_stats = StepStats()
+        engine.on_stats = self._on_stats
         # Events arrive on the loop: one wake-up per engine step, for all of its events.
         engine.attach_loop(loop)
 
+    def _on_stats(self, stats: StepStats) -> None:
+        self.last_stats = stats
+        self.metrics.step(self.name, self.info.n_slots, stats)
+
     async def generate(self, req: GenerateRequest) -> AsyncIterator[Event]:
         events: asyncio.Queue[Event] = asyncio.Queue()
+        submitted = time.monotonic()
+        last_text: float | None = None
         rid = self.engine.submit(req, events.put_nowait)
         finished = False
         try:
             while True:
                 ev = await events.get()
-                if isinstance(ev, (Finished, Failed)):
+                if isinstance(ev, TextDelta) and ev.text:
+                    t = time.monotonic()
+                    if last_text is None:
+                        self.metrics.first_token(self.name, t - submitted)
+                    else:
+                        self.metrics.token_gap(self.name, t - last_text)
+                    last_text = t
+                elif isinstance(ev, (Finished, Failed)):
                     finished = True
                 yield ev
                 if finished:
@@ -95,10 +116,14 @@ class ModelManager:
     A load failure reports llama.cpp's own reason.
     """
 
-    def __init__(self, configs, models_path: Path, policy: ManagerPolicy | None = None):
+    def __init__(self, configs, models_path: Path, policy: ManagerPolicy | None = None,
+                 metrics: Metrics | None = None):
         self.configs = configs
         self._models_path = Path(models_path)
         self.policy = policy or ManagerPolicy()
+        self.metrics = metrics or Metrics()
+        # Models being loaded now, with how far llama.cpp says it got (0..1).
+        self.loading: dict[str, float] = {}
         self._handles: dict[str, ModelHandle] = {}
         self._lru: list[str] = []
         # Guards _handles/_swapping changes; notified when a swap ends or a request ends.
@@ -130,6 +155,27 @@ class ModelManager:
 
     def loaded(self) -> list[str]:
         return list(self._handles)
+
+    def handles(self) -> list[ModelHandle]:
+        return list(self._handles.values())
+
+    def handle_of(self, name: str) -> ModelHandle | None:
+        """The resident model of that name (a configured name or alias), if it is loaded."""
+        return self._handles.get(self.config_for(name).name)
+
+    async def load_model(self, name: str) -> ModelHandle:
+        """Load a model now (LocalAI's /backend/load), swapping as a request for it would."""
+        return await self._get(self.config_for(name))
+
+    async def shutdown_model(self, name: str) -> None:
+        """LocalAI's /backend/shutdown: let the model's requests finish (new ones wait), then
+        unload it; the next request for it loads it again."""
+        cfg = self.config_for(name)
+        async with self._exclusive():
+            if cfg.name not in self._handles:
+                raise ModelNotLoaded(cfg.name)
+            await self._drain(cfg.name)
+            await self._unload(cfg.name, "request")
 
     async def start(self) -> None:
         for name in self.policy.preload:
@@ -163,7 +209,7 @@ class ModelManager:
                     h = self._handles.get(name)
                     if h is not None and h.in_flight == 0 and time.monotonic() - h.last_used > timeout:
                         log.info("model %s idle for %.0fs: unloading (idle watchdog)", name, now - h.last_used)
-                        await self._unload(name)
+                        await self._unload(name, "idle")
 
     def in_flight(self) -> int:
         return sum(h.in_flight for h in self._handles.values())
@@ -190,7 +236,7 @@ class ModelManager:
             self._watchdog.cancel()
         async with self._exclusive():
             for name in list(self._handles):
-                await self._unload(name)
+                await self._unload(name, "shutdown")
 
     @contextlib.asynccontextmanager
     async def acquire(self, name: str | None):
@@ -258,31 +304,56 @@ class ModelManager:
         stale = self._handles.get(name)
         if stale is not None:
             # Its process died (its requests were failed with the reason): load it afresh.
-            log.warning("model %s is not running any more; reloading it", name)
+            how = stale.engine.ended_how
+            log.warning("model %s is not running any more (%s); starting it again", name, how)
             await self._drain(name)
-            await self._unload(name)
+            await self._unload(name, "died")
+            self.metrics.worker_restart(name, how)
         limit = self.policy.max_active
+        swapped = False
         while limit and len(self._handles) >= limit:
             victim = self._lru[0]
             await self._drain(victim)
-            await self._unload(victim)
+            await self._unload(victim, "swap")
+            swapped = True
         for field_name in ("f16", "low_vram", "numa"):
             if getattr(cfg, field_name, False):
                 # As in LocalAI's llama-cpp backend; check-config lists them too.
                 log.debug("model %s: `%s` is accepted and has no effect", cfg.name, field_name)
+        started = time.monotonic()
+        self.loading[name] = 0.0
         try:
             opts = load_settings(cfg, self._models_path, self.policy.defaults)
+            log.info("loading model %s from %s (%d slots, kv_unified=%s)", name, opts.model_path, opts.n_slots,
+                     opts.kv_unified)
+            factory = WorkerClient if self.policy.isolation == "process" else LocalEngine
+            engine = await asyncio.to_thread(factory, opts, name=name, on_progress=self._progress_of(name))
         except (ValueError, OSError) as exc:
+            self.metrics.load_failed(name)
             raise ModelLoadFailed(name, str(exc)) from exc
-        log.info("loading model %s from %s (%d slots, kv_unified=%s)", name, opts.model_path, opts.n_slots, opts.kv_unified)
-        factory = WorkerClient if self.policy.isolation == "process" else LocalEngine
-        engine = await asyncio.to_thread(factory, opts, name=name)
-        handle = ModelHandle(name, cfg, engine, asyncio.get_running_loop())
+        except BaseException:
+            self.metrics.load_failed(name)
+            raise
+        finally:
+            self.loading.pop(name, None)
+        seconds = time.monotonic() - started
+        handle = ModelHandle(name, cfg, engine, asyncio.get_running_loop(), self.metrics)
         self._handles[name] = handle
         self._touch(name)
         info = handle.info
-        log.info("model %s ready: n_ctx %d, per request %d, %d slots", name, info.n_ctx, info.n_ctx_seq, info.n_slots)
+        self.metrics.model_loaded(name, seconds, info.n_slots, info.n_ctx, swapped=swapped,
+                                  resident=len(self._handles))
+        log.info("model %s ready in %.1fs: n_ctx %d, per request %d, %d slots", name, seconds, info.n_ctx,
+                 info.n_ctx_seq, info.n_slots)
         return handle
+
+    def _progress_of(self, name: str):
+        def progress(fraction: float) -> None:
+            # From the loading thread: one float into a dict the loop only reads.
+            if name in self.loading:
+                self.loading[name] = fraction
+
+        return progress
 
     def _touch(self, name: str) -> None:
         if name in self._lru:
@@ -301,8 +372,9 @@ class ModelManager:
                 await self._state.wait_for(lambda: handle.in_flight == 0)
             handle.draining = True
 
-    async def _unload(self, name: str) -> None:
+    async def _unload(self, name: str, reason: str) -> None:
         handle = self._handles.pop(name)
         self._lru.remove(name)
-        log.info("unloading model %s", name)
+        log.info("unloading model %s (%s)", name, reason)
         await asyncio.to_thread(handle.engine.close)
+        self.metrics.model_unloaded(name, reason, resident=len(self._handles))

@@ -12,10 +12,11 @@ import multiprocessing as mp
 import signal
 import threading
 import time
+from typing import Callable
 
 from compat.model_settings import LoadSettings
 from server.engine.client import EngineClient
-from server.engine.messages import Command, LoadFailed, Message, Ready, Stop, Stopped
+from server.engine.messages import Command, LoadFailed, LoadProgress, Message, Ready, Stop, Stopped
 from server.errors import LlamaslotsError, ModelLoadFailed
 
 log = logging.getLogger("llamaslots.worker")
@@ -48,7 +49,7 @@ def worker_main(conn, opts: LoadSettings, name: str, log_level: int) -> None:
 
 
     try:
-        engine = Engine(opts, name=name, emit=send)
+        engine = Engine(opts, name=name, emit=send, on_progress=lambda f: send(LoadProgress(f)))
     except LlamaslotsError as exc:
         send(LoadFailed(exc))
         return
@@ -74,7 +75,8 @@ class WorkerClient(EngineClient):
     worker's messages; if the worker dies, every request and query in flight fails at once
     with the reason (its exit status)."""
 
-    def __init__(self, opts: LoadSettings, *, name: str, load_timeout: float = 600.0):
+    def __init__(self, opts: LoadSettings, *, name: str, load_timeout: float = 600.0,
+                 on_progress: Callable[[float], None] | None = None):
         super().__init__(name)
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
@@ -85,14 +87,21 @@ class WorkerClient(EngineClient):
         self._proc.start()
         child.close()
         self._send_lock = threading.Lock()
-        if not self._conn.poll(load_timeout):
-            self._proc.kill()
-            raise ModelLoadFailed(name, f"the model did not load within {load_timeout:.0f}s")
-        try:
-            msg = self._conn.recv()
-        except (EOFError, OSError):
-            self._proc.join(5)
-            raise ModelLoadFailed(name, f"the model's process exited while loading ({self._exit_text()})") from None
+        deadline = time.monotonic() + load_timeout
+        while True:
+            if not self._conn.poll(max(0.0, deadline - time.monotonic())):
+                self._proc.kill()
+                self._proc.join(5)
+                raise ModelLoadFailed(name, f"the model did not load within {load_timeout:.0f}s")
+            try:
+                msg = self._conn.recv()
+            except (EOFError, OSError):
+                self._proc.join(5)
+                raise ModelLoadFailed(name, f"the model's process exited while loading ({self._exit_text()})") from None
+            if not isinstance(msg, LoadProgress):
+                break
+            if on_progress is not None:
+                on_progress(msg.fraction)
         if isinstance(msg, LoadFailed):
             self._proc.join(10)
             raise msg.error
@@ -107,6 +116,18 @@ class WorkerClient(EngineClient):
     @property
     def pid(self) -> int | None:
         return self._proc.pid
+
+    @property
+    def ended_how(self) -> str:
+        code = self._proc.exitcode
+        if code is None:
+            return "running"
+        if code < 0:
+            try:
+                return signal.Signals(-code).name
+            except ValueError:
+                return f"signal {-code}"
+        return f"exit {code}"
 
     def _exit_text(self) -> str:
         code = self._proc.exitcode

@@ -219,3 +219,50 @@ def test_a_requester_that_leaves_mid_swap_does_not_abort_it(models_dir):
             await mgr.aclose()
 
     asyncio.run(main())
+
+
+def _value(manager: ModelManager, name: str, **labels: str) -> float:
+    return manager.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+@pytest.mark.parametrize("isolation", ["process", "thread"])
+def test_loads_report_progress_and_are_counted_and_failures_too(models_dir, isolation, monkeypatch):
+    seen: list[float] = []
+
+    async def main():
+        manager = manager_for(models_dir, isolation=isolation, max_active=1)
+        real = manager._progress_of
+
+        def spy(name):
+            report = real(name)
+
+            def progress(f: float) -> None:
+                seen.append(f)
+                assert name in manager.loading  # /readyz lists it meanwhile
+                report(f)
+
+            return progress
+
+        monkeypatch.setattr(manager, "_progress_of", spy)
+        await ask(manager, "alpha")
+        assert manager.loading == {}
+        await ask(manager, "beta")  # single active: alpha makes room
+        with pytest.raises(ModelLoadFailed):
+            await ask(manager, "broken")
+        assert manager.loading == {}
+        await manager.aclose()
+        return manager
+
+    manager = asyncio.run(main())
+    # Two loads (alpha, beta), each from 0% to 100% in order; the broken file never got going.
+    first = seen[:seen.index(1.0) + 1]
+    second = seen[len(first):]
+    assert first[0] == 0.0 and first == sorted(first) and second[0] == 0.0 and second == sorted(second)
+    assert second[-1] == 1.0
+    assert _value(manager, "llamaslots_model_loads_total", model="alpha") == 1
+    assert _value(manager, "llamaslots_model_swaps_total", model="beta") == 1
+    assert _value(manager, "llamaslots_model_unloads_total", model="alpha", reason="swap") == 1
+    assert _value(manager, "llamaslots_model_unloads_total", model="beta", reason="swap") == 1
+    assert _value(manager, "llamaslots_model_load_failures_total", model="broken") == 1
+    assert _value(manager, "llamaslots_model_load_duration_seconds_count", model="alpha") == 1
+    assert _value(manager, "llamaslots_models_loaded") == 0

@@ -249,11 +249,13 @@ async def stream_choices(
     per_prompt: int = 1,
     include_usage: bool = False,
     done: bool = True,
+    report_usage: Callable[[Usage], UsageInfo] = usage_info,
 ) -> AsyncIterator[dict]:
     """SSE events for several choices decoded side by side, each chunk carrying its index.
 
     Chunks go out as the choices produce them; one usage chunk (each prompt once, every
-    choice's completion; `per_prompt` choices per prompt) and one [DONE] (unless `done` is
+    choice's completion; `per_prompt` choices per prompt; `report_usage` sees it whether or not
+    the client asked for it) and one [DONE] (unless `done` is
     False: the Responses API ends with its own last event) close the stream.
     A failure of any choice ends it with that error, and the other choices are cancelled.
     """
@@ -274,8 +276,9 @@ async def stream_choices(
                 _log_failure(item.error)
                 yield sse_json(item.error.to_json())
                 return
+        usage = report_usage(combined_usage([u for u in usages if u is not None], per_prompt))
         if include_usage:
-            yield _sse(writers[0].usage(usage_info(combined_usage([u for u in usages if u is not None], per_prompt))))
+            yield _sse(writers[0].usage(usage))
         if done:
             yield sse_done()
     finally:

@@ -18,7 +18,10 @@ async def healthz() -> JSONResponse:
 async def readyz(request: Request) -> JSONResponse:
     # A manager may preload models in the background after start(); it then says so with
     # a `ready` attribute (LocalAI v4: 503 {"status":"starting"} during preload).
+    # `loading` names the models being loaded now and how far each got (0..1): preloads, which
+    # hold readiness back, and on-demand loads, which do not.
     state = request.app.state
+    loading = {name: round(f, 3) for name, f in getattr(state.manager, "loading", {}).items()}
     if getattr(state, "ready", False) and getattr(state.manager, "ready", True):
-        return JSONResponse({"status": "ready"})
-    return JSONResponse({"status": "starting"}, status_code=503)
+        return JSONResponse({"status": "ready", "loading": loading})
+    return JSONResponse({"status": "starting", "loading": loading}, status_code=503)

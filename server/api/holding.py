@@ -6,9 +6,11 @@ from typing import TYPE_CHECKING, AsyncIterator
 
 from starlette.requests import Request
 
-from server.api.generation import Collected, cancel_on_disconnect, collect_all
+from server.api.generation import Collected, cancel_on_disconnect, collect_all, usage_info
+from server.api.observe import note_model
+from server.api.schemas import UsageInfo
 from server.api.streaming import EventStream
-from server.engine.types import GenerateRequest
+from server.engine.types import GenerateRequest, Usage
 
 if TYPE_CHECKING:
     from server.manager import ModelHandle, ModelManager
@@ -30,6 +32,12 @@ class HeldModel:
             self.request, lambda: collect_all([self.handle.generate(r) for r in requests])
         )
 
+    def reported(self, usage: Usage) -> UsageInfo:
+        """The usage an answer reports, counted once for /metrics (so the counters add up to
+        what clients were told), in the answer's JSON shape."""
+        self.handle.metrics.usage(self.handle.name, usage)
+        return usage_info(usage)
+
     def stream(self, events: AsyncIterator[dict]) -> EventStream:
         """An SSE response over `events` that releases the model when it closes."""
         self.handed_over = True
@@ -40,6 +48,7 @@ class HeldModel:
 async def hold_model(request: Request, manager: "ModelManager", name: str) -> AsyncIterator[HeldModel]:
     """Wait for the model (a swap or a load may take long; a client that leaves meanwhile stops
     waiting, the swap goes on), and give it back on exit unless a stream took it over."""
+    note_model(request, name)
     stack = AsyncExitStack()
     handle = await cancel_on_disconnect(request, lambda: stack.enter_async_context(manager.acquire(name)))
     held = HeldModel(request, handle, stack)

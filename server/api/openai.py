@@ -49,10 +49,11 @@ from server.api.schemas import (
     ModelCard,
     ModelList,
     ResponsesRequest,
+    DetokenizeRequest,
     TokenizeRequest,
     TokenizeResponse,
 )
-from server.engine.types import GenerateRequest, ModelInfo
+from server.engine.types import GenerateRequest, ModelInfo, Usage
 from server.errors import FeatureDisabled, InvalidRequest, ModelConfigInvalid, ModelNotFound
 from server.manager import ModelManager
 
@@ -332,7 +333,7 @@ async def chat_completions(request: Request) -> Response:
             writers = [ChatWriter(reply.id, reply.created, reply.model, plan.pipeline(config), i, logprobs, plan.legacy)
                        for i in range(len(choices))]
             events = stream_choices([held.handle.generate(c) for c in choices], writers, per_prompt=n,
-                                    include_usage=include_usage(call.req))
+                                    include_usage=include_usage(call.req), report_usage=held.reported)
             return held.stream(events)
         results = await held.collect(choices)
 
@@ -342,7 +343,7 @@ async def chat_completions(request: Request) -> Response:
         for d in r.deltas:
             answer.feed(d)
         answers.append(answer.choice(i, r.finished))
-    usage = usage_info(combined_usage([r.finished.usage for r in results], n))
+    usage = held.reported(combined_usage([r.finished.usage for r in results], n))
     return JSONResponse({"id": reply.id, "object": "chat.completion", "created": reply.created, "model": reply.model,
                          "choices": answers, "usage": usage.model_dump(mode="json")})
 
@@ -368,7 +369,8 @@ async def create_response(request: Request) -> Response:
         plan, generation = chat_generation(call, manager.models_path, held.handle.info)
         writer = ResponseWriter(response, plan.pipeline(config), rcall.logprobs, keep)
         if rcall.req.stream:
-            events = stream_choices([held.handle.generate(generation)], [writer], include_usage=True, done=False)
+            events = stream_choices([held.handle.generate(generation)], [writer], include_usage=True, done=False,
+                                    report_usage=held.reported)
             return held.stream(events)
         (result,) = await held.collect([generation])
 
@@ -376,7 +378,7 @@ async def create_response(request: Request) -> Response:
     for d in result.deltas:
         writer.delta(d)
     writer.finish(result.finished)
-    writer.usage(usage_info(result.finished.usage))
+    writer.usage(held.reported(result.finished.usage))
     return JSONResponse(writer.final)
 
 
@@ -427,7 +429,7 @@ async def completions(request: Request) -> Response:
             writers = [CompletionWriter(reply.id, reply.created, reply.model, pipeline(i), i, logprobs(i))
                        for i in range(len(choices))]
             events = stream_choices([held.handle.generate(c) for c in choices], writers, per_prompt=n,
-                                    include_usage=include_usage(req))
+                                    include_usage=include_usage(req), report_usage=held.reported)
             return held.stream(events)
         results = await held.collect(choices)
 
@@ -442,7 +444,7 @@ async def completions(request: Request) -> Response:
         text += "".join(p.text for p in pipe.finish() if isinstance(p, ContentDelta))
         out.append({"index": i, "text": text, "logprobs": lp.as_json() if lp is not None else None,
                     "finish_reason": r.finished.reason})
-    usage = usage_info(combined_usage([r.finished.usage for r in results], n))
+    usage = held.reported(combined_usage([r.finished.usage for r in results], n))
     return JSONResponse({"id": reply.id, "object": "text_completion", "created": reply.created, "model": reply.model,
                          "choices": out, "usage": usage.model_dump(mode="json")})
 
@@ -463,11 +465,12 @@ async def embeddings(request: Request) -> Response:
     texts = [req.input] if isinstance(req.input, str) else list(req.input)
     if not texts:
         raise InvalidRequest("input: the list is empty; send at least one string")
-    async with manager.acquire(config.name) as handle:
-        vectors = await handle.embed(texts)
+    async with hold_model(request, manager, config.name) as held:
+        vectors = await held.handle.embed(texts)
         n_tokens = 0
         for text in texts:
-            n_tokens += len(await handle.tokenize(text, add_special=True))
+            n_tokens += len(await held.handle.tokenize(text, add_special=True))
+        held.reported(Usage(n_tokens, 0))
     data = [
         EmbeddingData(index=i, embedding=_encode(vector, req.encoding_format))
         for i, vector in enumerate(vectors)
@@ -506,6 +509,18 @@ async def tokenize(request: Request) -> Response:
     req = validate(TokenizeRequest, body)
     manager = request.app.state.manager
     config = manager.config_for(req.model)
-    async with manager.acquire(config.name) as handle:
-        tokens = await handle.tokenize(req.content)
+    async with hold_model(request, manager, config.name) as held:
+        tokens = await held.handle.tokenize(req.content)
     return JSONResponse(TokenizeResponse(tokens=tokens).model_dump())
+
+
+@_route("/detokenize", "POST")
+async def detokenize(request: Request) -> Response:
+    """LocalAI v4's /v1/detokenize; the answer is llama-server's shape ({"content"})."""
+    body = await read_json_object(request)
+    req = validate(DetokenizeRequest, body)
+    manager = request.app.state.manager
+    config = manager.config_for(req.model)
+    async with hold_model(request, manager, config.name) as held:
+        text = await held.handle.detokenize(req.tokens)
+    return JSONResponse({"content": text})

@@ -127,6 +127,11 @@ class TokenizeRequest(_Request):
     content: str
 
 
+class DetokenizeRequest(_Request):
+    model: Optional[str] = None
+    tokens: list[int]
+
+
 # Responses: extra="forbid" keeps our own output honest.
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 from concurrent.futures import Future
 from typing import Any, Callable
@@ -63,6 +64,11 @@ class EngineClient:
     @property
     def pid(self) -> int | None:
         return None
+
+    @property
+    def ended_how(self) -> str:
+        """How the engine ended, for the restart metric: a signal name or exit code for a process."""
+        return "stopped" if self.dead else "running"
 
     def close(self, timeout: float = 30.0) -> None:
         raise NotImplementedError
@@ -180,11 +186,12 @@ class EngineClient:
 class LocalEngine(EngineClient):
     """The engine on a thread of this process (no crash isolation; for tools and tests)."""
 
-    def __init__(self, opts: LoadSettings, *, name: str = "model"):
+    def __init__(self, opts: LoadSettings, *, name: str = "model",
+                 on_progress: Callable[[float], None] | None = None):
         super().__init__(name)
         from server.engine.engine import Engine  # llama.cpp is loaded only where an engine runs
 
-        self._engine = Engine(opts, name=name, emit=self.deliver)
+        self._engine = Engine(opts, name=name, emit=self.deliver, on_progress=on_progress)
         self.info = self._engine.info
 
     def _transport(self, command: Command) -> bool:
@@ -196,6 +203,10 @@ class LocalEngine(EngineClient):
     @property
     def alive(self) -> bool:
         return self.dead is None and self._engine.alive
+
+    @property
+    def pid(self) -> int | None:
+        return os.getpid()
 
     def close(self, timeout: float = 30.0) -> None:
         self._engine.close(timeout)

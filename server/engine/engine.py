@@ -51,9 +51,11 @@ class Engine:
     query.
     """
 
-    def __init__(self, opts: LoadSettings, *, name: str = "model", emit: Callable[[Message], None]):
+    def __init__(self, opts: LoadSettings, *, name: str = "model", emit: Callable[[Message], None],
+                 on_progress: Callable[[float], None] | None = None):
         self.name = name
         self._emit = emit
+        self._on_progress = on_progress
         self._commands: queue.Queue[Command] = queue.Queue()
         self._ready: Future = Future()
         self._thread = threading.Thread(target=self._main, args=(opts,), name=f"engine-{name}", daemon=True)
@@ -75,7 +77,7 @@ class Engine:
     # -- engine thread ---------------------------------------------------------------
     def _main(self, opts: LoadSettings) -> None:
         try:
-            self.rt = LlamaRuntime(opts)
+            self.rt = LlamaRuntime(opts, on_progress=self._on_progress)
         except BaseException as exc:  # reported to the constructor's caller
             self._ready.set_exception(exc)
             return

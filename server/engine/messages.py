@@ -70,6 +70,13 @@ class Ready:
 
 
 @dataclass(frozen=True)
+class LoadProgress:
+    """How far loading the model got (0..1), sent before Ready."""
+
+    fraction: float
+
+
+@dataclass(frozen=True)
 class LoadFailed:
     error: LlamaslotsError
 
@@ -120,4 +127,4 @@ class Stopped:
     """The engine ended and freed the model."""
 
 
-Message = Union[Ready, LoadFailed, StepEvents, CallDone, Stopped]
+Message = Union[Ready, LoadProgress, LoadFailed, StepEvents, CallDone, Stopped]

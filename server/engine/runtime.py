@@ -5,7 +5,9 @@ import collections
 import ctypes
 import logging
 import threading
+import time
 from pathlib import Path
+from typing import Callable
 
 import llama_cpp as lc
 import numpy as np
@@ -79,10 +81,32 @@ def _load_mode(mmap: bool, mlock: bool) -> int:
     return lc.LLAMA_LOAD_MODE_NONE
 
 
+class _LoadProgress:
+    """llama.cpp's load-progress callback: a log line at every 10%, and the fraction to `report`."""
+
+    def __init__(self, label: str, report: Callable[[float], None] | None):
+        self.label = label
+        self.report = report
+        self.logged = -1
+        self.callback = lc.llama_progress_callback(self._called)
+
+    def _called(self, fraction: float, _user_data: object) -> bool:
+        try:
+            step = int(fraction * 10 + 1e-6)
+            if step > self.logged:
+                self.logged = step
+                log.info("%s: loading %d%%", self.label, step * 10)
+                if self.report is not None:
+                    self.report(float(fraction))
+        except Exception:  # noqa: BLE001 - an exception must not cross into C; loading goes on
+            log.exception("load progress report failed")
+        return True  # False would make llama.cpp abandon the load
+
+
 class LlamaRuntime:
     """A loaded model and its one context. Owned by the engine thread after construction."""
 
-    def __init__(self, opts: LoadSettings):
+    def __init__(self, opts: LoadSettings, on_progress: Callable[[float], None] | None = None):
         init_backend()
         self.opts = opts
         path = Path(opts.model_path)
@@ -101,7 +125,11 @@ class LlamaRuntime:
                 arr[i] = v
             self._tensor_split = arr  # must outlive the load call
             mp.tensor_split = arr
+        progress = _LoadProgress(path.name, on_progress)
+        mp.progress_callback = progress.callback  # must outlive the load call, as must `progress`
+        started = time.monotonic()
         self.model = lc.llama_model_load_from_file(str(path).encode(), mp)
+        log.info("%s: weights loaded in %.1fs", path.name, time.monotonic() - started)
         if not self.model:
             raise ModelLoadFailed(path.name, _recent_errors(mark) or "llama.cpp could not read the file")
         self.vocab = lc.llama_model_get_vocab(self.model)

@@ -10,6 +10,7 @@ from typing import Any, AsyncIterator, Callable, Union
 from compat.config_schema import ModelConfig, TemplateConfig
 from server.engine.types import Event, Failed, Finished, GenerateRequest, ModelInfo, TextDelta, Usage
 from server.errors import ModelLoadFailed, ModelNotFound
+from server.metrics import Metrics
 
 
 def plain_template() -> TemplateConfig:
@@ -68,6 +69,7 @@ class FakeHandle:
         self.cancelled = 0  # generators closed before that
         self.vectors: dict[str, list[float]] = {}
         self.tokenized: list[tuple[str, bool, bool]] = []
+        self.metrics = Metrics()
 
     async def generate(self, req: GenerateRequest) -> AsyncIterator[Event]:
         self.requests.append(req)
@@ -107,7 +109,10 @@ class FakeManager:
         self.closed = 0
         self.held = 0  # handles acquired and not yet released
         self.acquired: list[str] = []
-        self.loading: asyncio.Event | None = None
+        self.load_gate: asyncio.Event | None = None
+        self.metrics = Metrics()
+        for h in handles:
+            h.metrics = self.metrics
 
     def list_models(self) -> list[str]:
         return list(self.handles)
@@ -123,8 +128,8 @@ class FakeManager:
     async def acquire(self, name: str) -> AsyncIterator[FakeHandle]:
         if name in self.load_failures:
             raise ModelLoadFailed(name, self.load_failures[name])
-        if self.loading is not None:  # a swap under way: wait for it
-            await self.loading.wait()
+        if self.load_gate is not None:  # a swap under way: wait for it
+            await self.load_gate.wait()
         handle = self.handles[name]
         self.acquired.append(name)
         self.held += 1

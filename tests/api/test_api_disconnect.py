@@ -73,7 +73,7 @@ async def test_disconnect_cancels_every_choice(app, handle, manager, stream):
 
 @pytest.mark.parametrize("stream", [True, False])
 async def test_a_client_that_leaves_while_its_model_loads_stops_waiting(app, handle, manager, stream):
-    manager.loading = asyncio.Event()  # never set: the model is still loading
+    manager.load_gate = asyncio.Event()  # never set: the model is still loading
     call = AsgiCall(app, "/v1/chat/completions", {"messages": MESSAGES, "stream": stream})
     task = asyncio.create_task(call.run())
     await asyncio.sleep(0.05)

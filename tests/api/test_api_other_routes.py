@@ -154,10 +154,10 @@ def test_lifespan_and_probes():
     client = TestClient(app)
     assert client.get("/healthz").json() == {"status": "ok"}
     r = client.get("/readyz")
-    assert r.status_code == 503 and r.json() == {"status": "starting"}
+    assert r.status_code == 503 and r.json() == {"status": "starting", "loading": {}}
     with client:
         assert manager.started == 1 and manager.closed == 0
-        assert client.get("/readyz").json() == {"status": "ready"}
+        assert client.get("/readyz").json() == {"status": "ready", "loading": {}}
         assert client.get("/healthz").status_code == 200
         manager.ready = False  # e.g. still preloading models in the background
         assert client.get("/readyz").status_code == 503
@@ -197,3 +197,16 @@ async def test_completion_echo(client, handle):
     assert "".join(texts) == "Hi there"
     r = await client.post("/v1/completions", json={"prompt": "Hi"})
     assert r.json()["choices"][0]["text"] == " there"
+
+
+def test_readyz_names_the_models_still_loading():
+    manager = FakeManager([FakeHandle(model_config("m"))])
+    app = create_app(manager, None)
+    with TestClient(app) as client:
+        manager.ready = False  # preloading
+        manager.loading = {"m": 0.4}
+        r = client.get("/readyz")
+        assert r.status_code == 503 and r.json() == {"status": "starting", "loading": {"m": 0.4}}
+        manager.ready = True  # an on-demand load does not hold readiness back
+        r = client.get("/readyz")
+        assert r.status_code == 200 and r.json() == {"status": "ready", "loading": {"m": 0.4}}

@@ -1,0 +1,160 @@
+"""The server's Prometheus metrics and its short memory of recent requests: one registry per server, fed by the front-end."""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from server.engine.messages import StepStats
+from server.engine.types import Usage
+
+# Latency buckets in seconds: a GPU step is a few ms, a cold prompt on a CPU many seconds.
+_LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_TOKEN_GAP = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56)
+_DURATION = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+_LOAD = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+
+RECENT = 50
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One finished HTTP request, as the status page lists it."""
+
+    at: float  # wall-clock time it ended
+    method: str
+    endpoint: str
+    model: str
+    status: int
+    seconds: float
+    error: str = ""
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+class Metrics:
+    """Counters, gauges and histograms of one server (its own registry: two servers in one
+    process, as in the tests, never mix their numbers).
+
+    Everything is called on the event loop or on a thread that delivers an engine's step;
+    prometheus-client's metric objects are thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("llamaslots_requests", "HTTP requests answered, by model, endpoint and status code",
+                                ["model", "endpoint", "status"], registry=r)
+        self.request_seconds = Histogram(
+            "llamaslots_request_duration_seconds", "Time from a request's arrival to the end of its answer "
+            "(a stream's last byte), by model", ["model"], buckets=_DURATION, registry=r)
+        self.prompt_tokens = Counter("llamaslots_prompt_tokens", "Prompt tokens of the answers' usage, by model",
+                                     ["model"], registry=r)
+        self.cached_tokens = Counter(
+            "llamaslots_prompt_cached_tokens", "Prompt tokens reused from the KV cache (usage's "
+            "prompt_tokens_details.cached_tokens), by model", ["model"], registry=r)
+        self.completion_tokens = Counter("llamaslots_completion_tokens",
+                                         "Completion tokens of the answers' usage, by model", ["model"], registry=r)
+        self.ttft = Histogram("llamaslots_time_to_first_token_seconds",
+                              "Time from a generation's submission to its first text, by model", ["model"],
+                              buckets=_LATENCY, registry=r)
+        self.itl = Histogram("llamaslots_inter_token_latency_seconds",
+                             "Time between two pieces of text of one generation, by model", ["model"],
+                             buckets=_TOKEN_GAP, registry=r)
+        self.waiting = Gauge("llamaslots_requests_waiting", "Generations queued for a free slot, by model",
+                             ["model"], registry=r)
+        self.busy_slots = Gauge("llamaslots_slots_busy", "Slots working on a request, by model", ["model"],
+                                registry=r)
+        self.idle_slots = Gauge("llamaslots_slots_idle", "Slots without a request, by model", ["model"], registry=r)
+        self.kv_used = Gauge("llamaslots_kv_cells_used", "KV cache cells in use, by model", ["model"], registry=r)
+        self.kv_size = Gauge("llamaslots_kv_cells", "KV cache cells of the model's context, by model", ["model"],
+                             registry=r)
+        self.decoded = Counter("llamaslots_prompt_tokens_decoded", "Prompt tokens the engine decoded (cache "
+                               "hits excluded), by model", ["model"], registry=r)
+        self.sampled = Counter("llamaslots_tokens_sampled", "Tokens the engine sampled, by model", ["model"],
+                               registry=r)
+        self.loads = Counter("llamaslots_model_loads", "Models loaded, by model", ["model"], registry=r)
+        self.load_seconds = Histogram("llamaslots_model_load_duration_seconds",
+                                      "Time to load a model (successful loads), by model", ["model"],
+                                      buckets=_LOAD, registry=r)
+        self.load_failures = Counter("llamaslots_model_load_failures", "Model loads that failed, by model",
+                                     ["model"], registry=r)
+        self.unloads = Counter("llamaslots_model_unloads", "Models unloaded, by model and reason (swap, idle, "
+                               "request, shutdown, died)", ["model", "reason"], registry=r)
+        self.swaps = Counter("llamaslots_model_swaps", "Loads that first unloaded another model to make room, "
+                             "by the model loaded", ["model"], registry=r)
+        self.restarts = Counter("llamaslots_worker_restarts", "Model processes started again after theirs "
+                                "ended by itself, by model and how it ended (signal name or exit code)",
+                                ["model", "signal"], registry=r)
+        self.loaded = Gauge("llamaslots_models_loaded", "Models resident now", registry=r)
+        self.recent: deque[RequestRecord] = deque(maxlen=RECENT)
+
+    # -- requests ------------------------------------------------------------------------
+    def request_done(self, record: RequestRecord, *, listed: bool = True) -> None:
+        self.requests.labels(record.model, record.endpoint, str(record.status)).inc()
+        self.request_seconds.labels(record.model).observe(record.seconds)
+        if listed:
+            self.recent.appendleft(record)
+
+    def usage(self, model: str, usage: Usage) -> None:
+        """An answer's reported usage: the counters add up to what clients were told."""
+        self.prompt_tokens.labels(model).inc(usage.prompt_tokens)
+        self.cached_tokens.labels(model).inc(usage.cached_tokens)
+        self.completion_tokens.labels(model).inc(usage.completion_tokens)
+
+    def first_token(self, model: str, seconds: float) -> None:
+        self.ttft.labels(model).observe(seconds)
+
+    def token_gap(self, model: str, seconds: float) -> None:
+        self.itl.labels(model).observe(seconds)
+
+    # -- engines -------------------------------------------------------------------------
+    def step(self, model: str, n_slots: int, stats: StepStats) -> None:
+        self.waiting.labels(model).set(stats.waiting)
+        self.busy_slots.labels(model).set(stats.busy_slots)
+        self.idle_slots.labels(model).set(n_slots - stats.busy_slots)
+        self.kv_used.labels(model).set(stats.kv_used)
+        if stats.prompt_tokens:
+            self.decoded.labels(model).inc(stats.prompt_tokens)
+        if stats.generated_tokens:
+            self.sampled.labels(model).inc(stats.generated_tokens)
+
+    def model_loaded(self, model: str, seconds: float, n_slots: int, kv_cells: int, *, swapped: bool,
+                     resident: int) -> None:
+        self.loads.labels(model).inc()
+        self.load_seconds.labels(model).observe(seconds)
+        if swapped:
+            self.swaps.labels(model).inc()
+        self.idle_slots.labels(model).set(n_slots)
+        self.busy_slots.labels(model).set(0)
+        self.waiting.labels(model).set(0)
+        self.kv_used.labels(model).set(0)
+        self.kv_size.labels(model).set(kv_cells)
+        self.loaded.set(resident)
+
+    def load_failed(self, model: str) -> None:
+        self.load_failures.labels(model).inc()
+
+    def model_unloaded(self, model: str, reason: str, *, resident: int) -> None:
+        self.unloads.labels(model, reason).inc()
+        # An unloaded model has no slots: its gauges go rather than show its last step.
+        for gauge in (self.waiting, self.busy_slots, self.idle_slots, self.kv_used, self.kv_size):
+            try:
+                gauge.remove(model)
+            except KeyError:
+                pass
+        self.loaded.set(resident)
+
+    def worker_restart(self, model: str, how: str) -> None:
+        self.restarts.labels(model, how).inc()
+
+    # -- reading -------------------------------------------------------------------------
+    def exposition(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def recent_requests(self) -> Iterable[RequestRecord]:
+        return list(self.recent)
