@@ -34,7 +34,8 @@ mkdir -p "$CACHE"
 if [ -z "${SDIST:-}" ]; then
     SDIST="$CACHE/llama_cpp_python-$VERSION.tar.gz"
     if [ ! -f "$SDIST" ]; then
-        "$PYTHON" -m pip download --no-deps --no-binary :all: --no-build-isolation -q \
+        # pip prepares the sdist's metadata, which needs its build backend: in an isolated env.
+        "$PYTHON" -m pip download --no-deps --no-binary :all: -q \
             "llama-cpp-python==$VERSION" -d "$CACHE" >&2
     fi
 fi

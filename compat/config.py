@@ -120,29 +120,39 @@ class ConfigSet:
     files: list[Path] = field(default_factory=list)
 
     def lookup(self, name: str) -> ModelConfig | None:
-        """LocalAI's request-time lookup: a config name, else `<models>/<name>.yaml`, else a bare file."""
+        """LocalAI's request-time lookup: a config name, else `<models>/<name>.yaml`, else a bare
+        GGUF file. A file name is taken in one spelling (`./m.gguf`, `.//m.gguf` are `m.gguf`),
+        and a file a config serves is that config: one file, one model process."""
         if name in self.models:
             return self.models[name]
-        if not name or not _inside(self.models_path, name):
+        if not name or len(name) > MAX_NAME_LENGTH or "\0" in name or not _inside(self.models_path, name):
             return None
+        name = posixpath.normpath(name)
+        if name in self.models:
+            return self.models[name]
         yaml_file = self.models_path / f"{name}.yaml"
         if yaml_file.is_file() and _inside(self.models_path, f"{name}.yaml"):
             result = load_config_file(yaml_file, self.models_path)
             return result.models[0] if result.models else None
+        for cfg in self.models.values():
+            if cfg.parameters.model and posixpath.normpath(cfg.parameters.model) == name:
+                return cfg
         bare = self.models_path / name
-        if bare.is_file():
+        if bare.is_file() and is_gguf_file(bare):
             return ModelConfig(name=name, parameters=PredictionOptions(model=name))
         return None
 
     def loose_files(self) -> list[str]:
-        """Files in the models path no config points at (LocalAI lists these in /v1/models too)."""
+        """GGUF files in the models path no config points at (LocalAI lists these in /v1/models
+        too; other files there are not models, and lookup does not serve them either)."""
         if not self.models_path.is_dir():
             return []
         used = {cfg.parameters.model for cfg in self.models.values()}
         out = []
         for entry in sorted(self.models_path.iterdir()):
             if (entry.is_file() and not entry.name.startswith(".")
-                    and not entry.name.lower().endswith(_NOT_MODELS) and entry.name not in used):
+                    and not entry.name.lower().endswith(_NOT_MODELS) and entry.name not in used
+                    and is_gguf_file(entry)):
                 out.append(entry.name)
         return out
 
@@ -204,6 +214,35 @@ def check_model_files(configset: ConfigSet, level: Level = "warning") -> list[Pr
                                f"{configset.models_path}",
                                "put the file there, or correct the name (relative to the models path)"))
     return out
+
+
+# Longer names cannot be files (NAME_MAX is 255 on Linux); they are unknown models, not errors.
+MAX_NAME_LENGTH = 255
+GGUF_MAGIC = b"GGUF"
+
+
+GGUF_VERSIONS = (2, 3)  # what llama.cpp reads
+
+
+def gguf_header_problem(path: Path) -> str | None:
+    """Why the file cannot be a GGUF model llama.cpp loads (its magic, its version), or None.
+    The reason never quotes the file's bytes: the file may be anything a symlink points at."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if head[:4] != GGUF_MAGIC:
+        return "is not a GGUF file (it does not start with the GGUF magic)"
+    version = int.from_bytes(head[4:8], "little") if len(head) == 8 else 0
+    if version not in GGUF_VERSIONS:
+        return f"is a GGUF file of version {version}, which llama.cpp does not read (it reads 2 and 3)"
+    return None
+
+
+def is_gguf_file(path: Path) -> bool:
+    """Whether the file starts like a GGUF llama.cpp reads: anything else is not a model."""
+    return gguf_header_problem(path) is None
 
 
 def _inside(models_path: Path, relative: str) -> bool:

@@ -156,7 +156,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("cors_allow_origins", ("--cors-allow-origins",), ("LOCALAI_CORS_ALLOW_ORIGINS", "CORS_ALLOW_ORIGINS"),
          parse_list, "comma-separated allowed origins", is_list=True),
     Flag("upload_limit", ("--upload-limit",), ("LOCALAI_UPLOAD_LIMIT", "UPLOAD_LIMIT"), parse_int,
-         "upload limit in MB (default 15)", ignored=_NO_FILES),
+         "largest request body in MB (default 15); larger ones get a 413"),
     Flag("preload_models", ("--preload-models",), ("LOCALAI_PRELOAD_MODELS", "PRELOAD_MODELS"), str,
          "gallery models to install at start (JSON)", ignored=_GALLERY),
     Flag("preload_models_config", ("--preload-models-config",),

@@ -12,6 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.api import health, openai, operations, status_page
+from server.api.body import BodyGuardMiddleware
 from server.api.errors import error_response, install_error_handlers
 from server.api.observe import RequestMetricsMiddleware
 from server.api.responses import ResponseStore
@@ -21,6 +22,7 @@ logger = logging.getLogger("llamaslots.api")
 
 # Probes stay reachable without a key, as in LocalAI.
 _PUBLIC_PATHS = {"/healthz", "/readyz"}
+DEFAULT_UPLOAD_LIMIT_MB = 15
 
 
 def create_app(manager: Any, settings: Any) -> FastAPI:
@@ -28,7 +30,7 @@ def create_app(manager: Any, settings: Any) -> FastAPI:
 
     Reads from `settings` (any object; missing attributes mean "off"): `api_keys` (iterable of
     accepted keys; empty = no auth), `cors` (bool), `cors_allow_origins` (comma list or
-    iterable) and `disable_metrics_endpoint` (bool). The metrics registry is the manager's.
+    iterable), `disable_metrics_endpoint` (bool) and `upload_limit` (MB). The metrics registry is the manager's.
     """
 
     @asynccontextmanager
@@ -56,6 +58,8 @@ def create_app(manager: Any, settings: Any) -> FastAPI:
         app.include_router(operations.metrics_router)
     app.include_router(status_page.router)
 
+    # Innermost of the middlewares: a body is checked only once the key was.
+    app.add_middleware(BodyGuardMiddleware, limit=_upload_limit(settings))
     keys = _api_keys(settings)
     if keys:
         app.add_middleware(ApiKeyMiddleware, keys=keys)
@@ -69,6 +73,12 @@ def create_app(manager: Any, settings: Any) -> FastAPI:
     # Outermost: a request refused for its key is counted too.
     app.add_middleware(RequestMetricsMiddleware, metrics=manager.metrics)
     return app
+
+
+def _upload_limit(settings: Any) -> int:
+    """LocalAI's --upload-limit (MB, default 15), here the limit of every request body."""
+    mb = getattr(settings, "upload_limit", None) or DEFAULT_UPLOAD_LIMIT_MB
+    return int(mb) << 20
 
 
 def _api_keys(settings: Any) -> tuple[str, ...]:

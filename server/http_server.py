@@ -43,9 +43,15 @@ class DrainingServer(uvicorn.Server):
             AppStatus.should_exit = True
 
 
+KEEP_ALIVE_SECONDS = 5
+
+
 def serve(app: Any, manager: Any, host: str, port: int, grace: float) -> None:
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning",
+        # An idle keep-alive connection is closed after this many seconds (a half-sent body
+        # is timed out by server.api.body).
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         # A backstop only: the manager ends every request within `grace`.
         timeout_graceful_shutdown=int(grace) + 15,
     )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator
 
+from compat.config import gguf_header_problem
 from compat.config_schema import ModelConfig
 from compat.model_settings import ServerDefaults, load_settings
 from server.engine.client import EngineClient, LocalEngine
@@ -309,6 +310,19 @@ class ModelManager:
             await self._drain(name)
             await self._unload(name, "died")
             self.metrics.worker_restart(name, how)
+        try:
+            opts = load_settings(cfg, self._models_path, self.policy.defaults)
+            # Checked before anything is unloaded for it: a file that cannot be a model must
+            # not cost the users of a working one their model (nor show its bytes in an error).
+            problem = gguf_header_problem(Path(opts.model_path))
+            if problem is not None:
+                raise ModelLoadFailed(name, f"{Path(opts.model_path).name} {problem}")
+        except (ValueError, OSError) as exc:
+            self.metrics.load_failed(name)
+            raise ModelLoadFailed(name, str(exc)) from exc
+        except ModelLoadFailed:
+            self.metrics.load_failed(name)
+            raise
         limit = self.policy.max_active
         swapped = False
         while limit and len(self._handles) >= limit:
@@ -323,7 +337,6 @@ class ModelManager:
         started = time.monotonic()
         self.loading[name] = 0.0
         try:
-            opts = load_settings(cfg, self._models_path, self.policy.defaults)
             log.info("loading model %s from %s (%d slots, kv_unified=%s)", name, opts.model_path, opts.n_slots,
                      opts.kv_unified)
             factory = WorkerClient if self.policy.isolation == "process" else LocalEngine
@@ -337,7 +350,9 @@ class ModelManager:
         finally:
             self.loading.pop(name, None)
         seconds = time.monotonic() - started
-        handle = ModelHandle(name, cfg, engine, asyncio.get_running_loop(), self.metrics)
+        loop = asyncio.get_running_loop()
+        handle = ModelHandle(name, cfg, engine, loop, self.metrics)
+        engine.on_dead = lambda reason: self._engine_died(loop, handle)
         self._handles[name] = handle
         self._touch(name)
         info = handle.info
@@ -346,6 +361,31 @@ class ModelManager:
         log.info("model %s ready in %.1fs: n_ctx %d, per request %d, %d slots", name, seconds, info.n_ctx,
                  info.n_ctx_seq, info.n_slots)
         return handle
+
+    def _engine_died(self, loop: asyncio.AbstractEventLoop, handle: ModelHandle) -> None:
+        """From the thread that saw the engine go (its requests have been failed already)."""
+        try:
+            loop.call_soon_threadsafe(self._schedule_restart, handle)
+        except RuntimeError:
+            pass  # the loop is closed: the server is gone too
+
+    def _schedule_restart(self, handle: ModelHandle) -> None:
+        if self._closing or self._handles.get(handle.name) is not handle:
+            return  # unloaded on purpose (swap, idle, shutdown): nothing to bring back
+        task = asyncio.create_task(self._restart(handle), name=f"restart-{handle.name}")
+        self._swaps.add(task)
+        task.add_done_callback(self._swap_done)
+
+    async def _restart(self, handle: ModelHandle) -> None:
+        """A model whose process died is started again at once, not at its next request: a
+        client should not pay for the load, nor find out by waiting."""
+        async with self._exclusive():
+            if self._closing or self._handles.get(handle.name) is not handle:
+                return
+            try:
+                await self._load(handle.config)  # unloads the dead one and counts the restart
+            except Exception as exc:  # noqa: BLE001 - the next request tries again and reports it
+                log.error("model %s could not be started again: %s", handle.name, exc)
 
     def _progress_of(self, name: str):
         def progress(fraction: float) -> None:

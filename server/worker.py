@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing as mp
+import os
 import signal
 import threading
 import time
@@ -161,6 +162,12 @@ class WorkerClient(EngineClient):
             self._loop = loop
         super().attach_loop(loop)  # for what other threads deliver (a death seen by close)
         loop.add_reader(self._conn.fileno(), self._on_readable)
+        # uvloop (libuv) makes a watched fd non-blocking. A pickled message bigger than the
+        # socket buffer (a long prompt) then breaks off half-written with EAGAIN and the pipe
+        # is garbage from there on; a message read while its tail is still on the way does
+        # the same. Blocking again, a read only ever waits for the rest of a message the
+        # worker is writing, and a write for the worker's reader, which never waits on us.
+        os.set_blocking(self._conn.fileno(), True)
 
     def _ensure_reader(self) -> None:
         with self._read_lock:

@@ -74,7 +74,7 @@ def validation_message(errors: Sequence[Any]) -> str:
     return "invalid request: " + "; ".join(clauses)
 
 
-_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "list[str]"}
+_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "list[str]", "constrained-str"}
 
 
 def invalid_request_from(exc: ValidationError) -> InvalidRequest:

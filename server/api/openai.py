@@ -25,6 +25,7 @@ from compat.tool_calls import (
     tool_settings, validate_tool_regexes,
 )
 from compat.tool_calls import Format as ToolFormat
+from server.api.body import read_json_object
 from server.api.answers import ChatAnswer, ChatWriter, ChoicePipeline, CompletionLogprobs, CompletionWriter
 from server.api.errors import ErrorCatchingRoute, invalid_request_from
 from server.api.generation import (
@@ -87,37 +88,6 @@ def _route(path: str, method: str) -> Callable[[Callable[..., Any]], Callable[..
 
 
 # ---------------------------------------------------------------- request decoding
-
-
-async def read_json_object(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        raise InvalidRequest("the request body is empty; send a JSON object")
-    try:
-        body = json.loads(raw)
-    except UnicodeDecodeError:
-        raise InvalidRequest("the request body is not UTF-8 text; send a JSON object") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidRequest(
-            f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    if not isinstance(body, dict):
-        raise InvalidRequest(
-            f"the request body must be a JSON object, got a JSON {_json_kind(body)}"
-        )
-    return body
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    return "null"
 
 
 def validate(model: type[M], body: dict[str, Any]) -> M:

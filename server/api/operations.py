@@ -1,13 +1,13 @@
 """Operator endpoints: /metrics, LocalAI's /system, /backend/* and /version, llama-server's /slots, recent requests."""
 from __future__ import annotations
 
-import json
 from importlib import metadata
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from server.api.body import decode_json_object
 from server.api.errors import ErrorCatchingRoute
 from server.api.observe import note_model
 from server.errors import InvalidRequest
@@ -52,11 +52,8 @@ async def _model_param(request: Request) -> str:
     if not name:
         raw = await request.body()
         if raw.strip():
-            try:
-                body = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
-                raise InvalidRequest("the request body is not valid JSON; send {\"model\": \"<name>\"}") from None
-            if isinstance(body, dict) and isinstance(body.get("model"), str):
+            body = decode_json_object(raw)
+            if isinstance(body.get("model"), str):
                 name = body["model"]
     if not name:
         raise InvalidRequest('model is required: send {"model": "<name>"} or ?model=<name>')

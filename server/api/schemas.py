@@ -1,7 +1,7 @@
 """Pydantic models of the OpenAI/LocalAI request bodies we accept and the responses we send."""
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -10,7 +10,23 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    # strict: "10" is not a number and 1 not a boolean (Go's decoder in LocalAI refuses them too).
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+# Bounds a client can break the sampler with are checked here, with messages naming the field.
+# Floats must be finite (NaN and Infinity are also refused by the JSON decoder).
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+Penalty = Annotated[float, Field(ge=-2.0, le=2.0, allow_inf_nan=False)]  # OpenAI's range
+# -1 is llama.cpp's "off"/"no limit"/"random"; other negatives mean nothing.
+Count = Annotated[int, Field(ge=-1)]
+# Stop strings: each is matched against the text's tail every step; these bounds keep that cheap.
+MAX_STOP_STRINGS = 64
+MAX_STOP_LENGTH = 512
+StopString = Annotated[str, Field(min_length=1, max_length=MAX_STOP_LENGTH)]
+Stop = Union[StopString, Annotated[list[StopString], Field(max_length=MAX_STOP_STRINGS)], None]
 
 
 class StreamOptions(_Request):
@@ -35,30 +51,30 @@ class _GenerationRequest(_Request):
     stream_options: Optional[StreamOptions] = None
     n: Optional[int] = None  # range checked by the routes, with a message that says it
 
-    temperature: Optional[float] = None
-    top_p: Optional[float] = None
-    top_k: Optional[int] = None
-    min_p: Optional[float] = None
-    typical_p: Optional[float] = None
-    tfz: Optional[float] = None
-    repeat_penalty: Optional[float] = None
-    repeat_last_n: Optional[int] = None
-    frequency_penalty: Optional[float] = None
-    presence_penalty: Optional[float] = None
-    seed: Optional[int] = None
-    stop: Union[str, list[str], None] = None
-    # JSON object keys are strings; token ids arrive as "123".
-    logit_bias: Optional[dict[str, float]] = None
+    temperature: Optional[NonNegative] = None
+    top_p: Optional[Probability] = None
+    top_k: Optional[Count] = None
+    min_p: Optional[Probability] = None
+    typical_p: Optional[Probability] = None
+    tfz: Optional[Probability] = None
+    repeat_penalty: Optional[NonNegative] = None
+    repeat_last_n: Optional[Count] = None
+    frequency_penalty: Optional[Penalty] = None
+    presence_penalty: Optional[Penalty] = None
+    seed: Optional[Annotated[int, Field(ge=-1, le=2**64 - 1)]] = None
+    stop: Stop = None
+    # JSON object keys are strings; token ids arrive as "123". OpenAI's range of a bias.
+    logit_bias: Optional[dict[str, Annotated[float, Field(ge=-100.0, le=100.0, allow_inf_nan=False)]]] = None
     ignore_eos: Optional[bool] = None
-    # 0 or negative (llama.cpp's -1) mean "no limit", as in LocalAI.
-    max_tokens: Optional[int] = None
-    max_completion_tokens: Optional[int] = None
+    # 0 and llama.cpp's -1 mean "no limit", as in LocalAI.
+    max_tokens: Optional[Count] = None
+    max_completion_tokens: Optional[Count] = None
     grammar: Optional[str] = None
     response_format: Optional[dict[str, Any]] = None
-    mirostat: Optional[int] = None
-    mirostat_tau: Optional[float] = None
-    mirostat_eta: Optional[float] = None
-    n_keep: Optional[int] = None
+    mirostat: Optional[Annotated[int, Field(ge=0, le=2)]] = None
+    mirostat_tau: Optional[NonNegative] = None
+    mirostat_eta: Optional[NonNegative] = None
+    n_keep: Optional[Count] = None
     echo: Optional[bool] = None
     user: Optional[str] = None
 
@@ -83,9 +99,9 @@ class ResponsesRequest(_Request):
     model: Optional[str] = None
     input: Union[str, list[Any]]
     instructions: Optional[str] = None
-    max_output_tokens: Optional[int] = None
-    temperature: Optional[float] = None
-    top_p: Optional[float] = None
+    max_output_tokens: Optional[Annotated[int, Field(ge=1)]] = None
+    temperature: Optional[NonNegative] = None
+    top_p: Optional[Probability] = None
     tools: Optional[list[dict[str, Any]]] = None
     tool_choice: Union[str, dict[str, Any], None] = None
     parallel_tool_calls: Optional[bool] = None

@@ -44,6 +44,8 @@ class EngineClient:
         self._post: Callable[[Callable[[], None]], object] | None = None
         # Called (on the delivering thread) with each step's counters.
         self.on_stats: Callable[[StepStats], None] | None = None
+        # Called once (on the thread that saw it) when the engine is gone, with the reason.
+        self.on_dead: Callable[[str], None] | None = None
         self.dead: str | None = None
 
     # -- the transport, per subclass --------------------------------------------------------
@@ -181,6 +183,8 @@ class EngineClient:
             self._dispatch([(sink, Failed(error)) for sink in sinks.values()])
         for fut in calls.values():
             fut.set_exception(error)
+        if self.on_dead is not None:
+            self.on_dead(reason)
 
 
 class LocalEngine(EngineClient):

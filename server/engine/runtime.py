@@ -129,9 +129,9 @@ class LlamaRuntime:
         mp.progress_callback = progress.callback  # must outlive the load call, as must `progress`
         started = time.monotonic()
         self.model = lc.llama_model_load_from_file(str(path).encode(), mp)
-        log.info("%s: weights loaded in %.1fs", path.name, time.monotonic() - started)
         if not self.model:
             raise ModelLoadFailed(path.name, _recent_errors(mark) or "llama.cpp could not read the file")
+        log.info("%s: weights loaded in %.1fs", path.name, time.monotonic() - started)
         self.vocab = lc.llama_model_get_vocab(self.model)
         self.n_vocab = lc.llama_vocab_n_tokens(self.vocab)
         self.n_ctx_train = lc.llama_model_n_ctx_train(self.model)

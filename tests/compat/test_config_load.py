@@ -246,7 +246,9 @@ def test_lookup_known_yaml_and_bare_file(tmp_path):
     cs = load_configs(None, models)
     # Added after start: found at request time, as LocalAI reads <models>/<name>.yaml.
     write(models / "late.yaml", "name: late-name\nparameters:\n  model: l.gguf\n")
-    (models / "raw.gguf").write_bytes(b"GGUF")
+    (models / "raw.gguf").write_bytes(b"GGUF\x03\x00\x00\x00")
+    (models / "notes.bin").write_bytes(b"not a model")
+    (models / "old.gguf").write_bytes(b"GGUF\x01\x00\x00\x00")
     assert cs.lookup("known").parameters.model == "k.gguf"
     assert cs.lookup("late").name == "late-name"
     raw = cs.lookup("raw.gguf")
@@ -256,6 +258,15 @@ def test_lookup_known_yaml_and_bare_file(tmp_path):
     assert cs.lookup("../secret.gguf") is None
     assert cs.lookup("/etc/passwd") is None
     assert cs.loose_files() == ["raw.gguf"]
+    # One spelling: a file is one model however the request writes its name.
+    for spelling in ("./raw.gguf", ".//raw.gguf", "././raw.gguf"):
+        assert cs.lookup(spelling).name == "raw.gguf"
+    # A config's own file is that config (one model process for one file).
+    (models / "k.gguf").write_bytes(b"GGUF\x03\x00\x00\x00")
+    assert cs.lookup("./k.gguf").name == "known"
+    # Only GGUF files llama.cpp reads are models; names no file can have are unknown.
+    assert cs.lookup("notes.bin") is None and cs.lookup("old.gguf") is None
+    assert cs.lookup("x" * 300) is None and cs.lookup("a\0b") is None and cs.lookup("sub/../raw.gguf") is None
 
 
 def test_check_model_files(tmp_path):

@@ -117,7 +117,8 @@ def test_not_acted_on_lists_only_given_ignored_flags():
                  {"LOCALAI_DISABLE_WEBUI": "true"})
     lines = not_acted_on(s)
     assert any(line.startswith("--galleries:") for line in lines)
-    assert any(line.startswith("--upload-limit:") for line in lines)
+    assert not any(line.startswith("--upload-limit") for line in lines)  # the body size limit
+    assert s.upload_limit == 30
     assert any(line.startswith("LOCALAI_DISABLE_WEBUI:") for line in lines)
     assert any("http://x/model.yaml" in line for line in lines)
     assert not any(line.startswith("--cors") for line in lines)

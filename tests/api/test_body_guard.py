@@ -1,0 +1,75 @@
+"""The body guard on its own: half-sent bodies time out (408), size is checked while reading (413)."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from server.api.body import BodyGuardMiddleware, decode_json_object
+from server.api.errors import ErrorCatchingRoute, install_error_handlers
+
+
+def app_with_guard(limit: int, timeout: float):
+    app = FastAPI()
+    install_error_handlers(app)
+    app.router.route_class = ErrorCatchingRoute
+
+    @app.post("/echo")
+    async def echo(request: Request) -> JSONResponse:
+        return JSONResponse({"n": len(await request.body())})
+
+    return BodyGuardMiddleware(app, limit=limit, timeout=timeout)
+
+
+async def call(app, chunks: list[bytes], *, hang_after: bool, headers=()) -> tuple[int, dict]:
+    pending = list(chunks)
+    sent: list[dict] = []
+
+    async def receive():
+        if pending:
+            body = pending.pop(0)
+            return {"type": "http.request", "body": body, "more_body": bool(pending) or hang_after}
+        await asyncio.Event().wait()  # a client that stopped sending, connection still open
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/echo", "raw_path": b"/echo", "query_string": b"",
+             "headers": [(b"content-type", b"application/json"), *headers], "http_version": "1.1",
+             "scheme": "http", "server": ("t", 80), "client": ("c", 1), "root_path": ""}
+    await asyncio.wait_for(app(scope, receive, send), 5)
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, json.loads(body)
+
+
+def test_a_half_sent_body_times_out_with_408():
+    app = app_with_guard(limit=1 << 20, timeout=0.2)
+    status, body = asyncio.run(call(app, [b'{"a":'], hang_after=True))
+    assert status == 408 and "nothing came for 0.2s" in body["error"]["message"]
+
+
+def test_size_is_checked_while_reading_and_by_content_length():
+    app = app_with_guard(limit=10, timeout=5)
+    status, body = asyncio.run(call(app, [b"12345", b"67890", b"x"], hang_after=False))
+    assert status == 413 and "upload limit" in body["error"]["message"]
+    status, _ = asyncio.run(call(app, [b"12345"], hang_after=False, headers=[(b"content-length", b"999")]))
+    assert status == 413
+    status, body = asyncio.run(call(app, [b"12345", b"67890"], hang_after=False))
+    assert status == 200 and body == {"n": 10}
+
+
+def test_json_checks_name_depth_surrogates_and_constants():
+    import pytest
+
+    from server.errors import InvalidRequest
+
+    for raw, words in [(b"[]", "JSON array"), (b'{"a":' * 70 + b"1" + b"}" * 70, "deeper than 64"),
+                       (b'{"a":-Infinity}', "-Infinity"), (b'{"x":{"\\udc00":1}}', "x.\\udc00"),
+                       (b"\xff", "not UTF-8"), (b"  ", "empty")]:
+        with pytest.raises(InvalidRequest) as info:
+            decode_json_object(raw)
+        assert words in info.value.message, (raw, info.value.message)
+    assert decode_json_object(b'{"a": [1, {"b": "\\ud83e\\udd99"}]}') == {"a": [1, {"b": "\U0001f999"}]}
