@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Profiles a server under benchmark load with py-spy and reports the Python share of a decode step.
 #
-# Usage: bench/profile_step.sh [llamaslots|peer] [seconds]
+# Usage: bench/profile_step.sh [llamaslots|llama-server|llama-cpp-python] [seconds]
 # Env:   PYTHON       interpreter for the bench and llamaslots (default: python3)
 #        PEER_PYTHON  interpreter with llama-cpp-python's [server] extra (default: $PYTHON)
 #        PYSPY        py-spy binary (default: py-spy on PATH; `pip install py-spy` in any venv)
