@@ -19,9 +19,9 @@ $(BIN)/python:
 
 # llama-cpp-python compiles from source (about 10 minutes on 2 cores); pip keeps the
 # built wheel in its cache, so later installs take seconds.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[test]'
+# tools/install.sh is the recipe Dockerfile.cuda runs too.
+$(VENV)/.installed: pyproject.toml tools/install.sh | $(BIN)/python
+	PYTHON=$(PYTHON) EDITABLE=1 tools/install.sh $(VENV) '.[test]'
 	touch $@
 
 install: $(VENV)/.installed

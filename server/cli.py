@@ -13,6 +13,7 @@ commands:
   run            serve the OpenAI API (LocalAI's `local-ai run` flags and LOCALAI_* env)
   check-config   validate a LocalAI model config file and show each model's settings
   prompt         print the exact prompt the server would send to a model
+  compare        the same prompts against two servers (e.g. LocalAI and llamaslots), as a report
 """
 
 log = logging.getLogger("llamaslots")
@@ -106,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         from compat.check import main as check_main
 
         return check_main(rest)
+    if cmd == "compare":
+        from server.compare.main import main as compare_main
+
+        return compare_main(rest)
     if cmd == "prompt":
         from compat.prompt_cmd import main as prompt_main
 

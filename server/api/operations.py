@@ -83,6 +83,8 @@ async def _monitor(handle: ModelHandle) -> dict[str, Any]:
         "pid": handle.engine.pid,
         "in_flight": handle.in_flight,
         "loaded_at": handle.loaded_at,
+        # What must never show in an answer (llamaslots compare looks for them).
+        "special_tokens": [t for t in (handle.info.bos_text, handle.info.eos_text) if t],
     }
     usage = process_usage(handle.engine.pid) if handle.engine.pid else None
     if usage is not None:
