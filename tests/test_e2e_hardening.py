@@ -235,3 +235,19 @@ def test_a_dead_worker_is_noticed_and_started_again_without_a_request(server):
     assert new is not None, log.read_text()[-3000:]
     assert "not running any more (SIGKILL); starting it again" in log.read_text()
     answers(base, "o")
+
+
+def test_a_client_that_leaves_mid_body_is_not_an_error(server):
+    import socket
+
+    base, log = server
+    host, port = base.removeprefix("http://").split(":")
+    before = log.read_text().count("ERROR")
+    s = socket.create_connection((host, int(port)))
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 1000\r\n\r\n{\"model\":")
+    time.sleep(0.3)
+    s.close()
+    time.sleep(0.5)
+    assert log.read_text().count("ERROR") == before, log.read_text()[-2000:]
+    answers(base)

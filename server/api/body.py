@@ -5,10 +5,10 @@ import asyncio
 import json
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.api.errors import error_response
+from server.api.errors import ClientDisconnected, error_response
 from server.errors import InvalidRequest, LlamaslotsError
 
 # Deeper JSON than this is no request anyone writes (schemas and tool parameters nest a few
@@ -99,7 +99,12 @@ class BodyGuardMiddleware:
 
 
 async def read_json_object(request: Request) -> dict[str, Any]:
-    return decode_json_object(await request.body())
+    try:
+        raw = await request.body()
+    except ClientDisconnect:
+        # The client left while sending: nobody to answer, nothing to log as an error.
+        raise ClientDisconnected() from None
+    return decode_json_object(raw)
 
 
 def decode_json_object(raw: bytes) -> dict[str, Any]:
