@@ -161,3 +161,48 @@ def test_detectors_on_their_own():
     assert stream_mismatch(ans("same."), ans("same.")) is None
     found = stream_mismatch(ans("Alpha beta."), ans("Alpha gamma."))
     assert found is not None and "at character 6" in found.detail
+
+
+@pytest.fixture(scope="module")
+def llama_cpp_python_server(tmp_path_factory, gguf_path):
+    """llama-cpp-python's own OpenAI server on the same GGUF llamaslots serves as `chat`."""
+    import time
+
+    import httpx
+
+    from tests.serving import free_port
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("lcp") / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path("spm-chatml")), "--model_alias", "chat",
+             "--n_ctx", "512", "--n_threads", "1", "--host", "127.0.0.1", "--port", str(port),
+             "--interrupt_requests", "false"], stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/v1/models", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("llama-cpp-python's server did not start:\n" + log.read_text())
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_llamaslots_and_llama_cpp_python_agree_and_nothing_is_flagged(tmp_path, llamaslots, llama_cpp_python_server):
+    out = tmp_path / "lcp"
+    r = compare("--a", llama_cpp_python_server, "--a-model", "chat", "--b", llamaslots, "--b-model", "chat",
+                "--prompts", str(prompts_file(tmp_path, ["hi", "Tell me about Kyoto."])), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    md = (out / "report.md").read_text()
+    assert set(counts_of(md, "A").values()) == {0} and set(counts_of(md, "B").values()) == {0}, md
+    assert "Nowhere: every prompt answered by both got the same text." in md
+    assert "| answers | 4 of 4 | 4 of 4 |" in md
