@@ -44,6 +44,21 @@ class ModelNotFound(LlamaslotsError):
         self.name = name
 
 
+class BodyTooLarge(LlamaslotsError):
+    status = 413
+    type = "invalid_request_error"
+
+
+class BodyTimeout(LlamaslotsError):
+    status = 408
+    type = "invalid_request_error"
+
+
+class UnsupportedMediaType(LlamaslotsError):
+    status = 415
+    type = "invalid_request_error"
+
+
 class ModelNotLoaded(LlamaslotsError):
     """An operation on a resident model (unload, monitor) named one that is not loaded."""
 

@@ -7,7 +7,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Iterator
 
 from compat.config import gguf_header_problem
 from compat.config_schema import ModelConfig
@@ -310,19 +310,13 @@ class ModelManager:
             await self._drain(name)
             await self._unload(name, "died")
             self.metrics.worker_restart(name, how)
-        try:
+        with self._load_failures(name):
             opts = load_settings(cfg, self._models_path, self.policy.defaults)
             # Checked before anything is unloaded for it: a file that cannot be a model must
             # not cost the users of a working one their model (nor show its bytes in an error).
             problem = gguf_header_problem(Path(opts.model_path))
             if problem is not None:
                 raise ModelLoadFailed(name, f"{Path(opts.model_path).name} {problem}")
-        except (ValueError, OSError) as exc:
-            self.metrics.load_failed(name)
-            raise ModelLoadFailed(name, str(exc)) from exc
-        except ModelLoadFailed:
-            self.metrics.load_failed(name)
-            raise
         limit = self.policy.max_active
         swapped = False
         while limit and len(self._handles) >= limit:
@@ -337,16 +331,11 @@ class ModelManager:
         started = time.monotonic()
         self.loading[name] = 0.0
         try:
-            log.info("loading model %s from %s (%d slots, kv_unified=%s)", name, opts.model_path, opts.n_slots,
-                     opts.kv_unified)
-            factory = WorkerClient if self.policy.isolation == "process" else LocalEngine
-            engine = await asyncio.to_thread(factory, opts, name=name, on_progress=self._progress_of(name))
-        except (ValueError, OSError) as exc:
-            self.metrics.load_failed(name)
-            raise ModelLoadFailed(name, str(exc)) from exc
-        except BaseException:
-            self.metrics.load_failed(name)
-            raise
+            with self._load_failures(name):
+                log.info("loading model %s from %s (%d slots, kv_unified=%s)", name, opts.model_path,
+                         opts.n_slots, opts.kv_unified)
+                factory = WorkerClient if self.policy.isolation == "process" else LocalEngine
+                engine = await asyncio.to_thread(factory, opts, name=name, on_progress=self._progress_of(name))
         finally:
             self.loading.pop(name, None)
         seconds = time.monotonic() - started
@@ -361,6 +350,18 @@ class ModelManager:
         log.info("model %s ready in %.1fs: n_ctx %d, per request %d, %d slots", name, seconds, info.n_ctx,
                  info.n_ctx_seq, info.n_slots)
         return handle
+
+    @contextlib.contextmanager
+    def _load_failures(self, name: str) -> Iterator[None]:
+        """Counts a failed load; an OS or settings error becomes the load failure it is."""
+        try:
+            yield
+        except (ValueError, OSError) as exc:
+            self.metrics.load_failed(name)
+            raise ModelLoadFailed(name, str(exc)) from exc
+        except BaseException:
+            self.metrics.load_failed(name)
+            raise
 
     def _engine_died(self, loop: asyncio.AbstractEventLoop, handle: ModelHandle) -> None:
         """From the thread that saw the engine go (its requests have been failed already)."""

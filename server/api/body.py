@@ -9,7 +9,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api.errors import ClientDisconnected, error_response
-from server.errors import InvalidRequest, LlamaslotsError
+from server.errors import BodyTimeout, BodyTooLarge, InvalidRequest, LlamaslotsError, UnsupportedMediaType
 
 # Deeper JSON than this is no request anyone writes (schemas and tool parameters nest a few
 # levels); past it the parser and the schema converters would recurse into a RecursionError.
@@ -19,21 +19,6 @@ BODY_TIMEOUT = 30.0
 # What a browser page may POST to another origin without asking first (no CORS preflight):
 # refusing them keeps web pages from driving a keyless local server.
 _SIMPLE_TYPES = ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data")
-
-
-class BodyTooLarge(LlamaslotsError):
-    status = 413
-    type = "invalid_request_error"
-
-
-class BodyTimeout(LlamaslotsError):
-    status = 408
-    type = "invalid_request_error"
-
-
-class UnsupportedMediaType(LlamaslotsError):
-    status = 415
-    type = "invalid_request_error"
 
 
 class BodyGuardMiddleware:

@@ -60,11 +60,17 @@ async def _model_param(request: Request) -> str:
     return name
 
 
-@router.get("/backend/monitor")
-async def backend_monitor(request: Request) -> JSONResponse:
+async def _named_model(request: Request) -> tuple[ModelManager, str]:
+    """The manager and the configured name of the model the request names."""
     manager: ModelManager = request.app.state.manager
     name = manager.config_for(await _model_param(request)).name
     note_model(request, name)
+    return manager, name
+
+
+@router.get("/backend/monitor")
+async def backend_monitor(request: Request) -> JSONResponse:
+    manager, name = await _named_model(request)
     handle = manager.handle_of(name)
     if handle is None:
         state = "LOADING" if name in manager.loading else "UNINITIALIZED"
@@ -99,18 +105,14 @@ async def _monitor(handle: ModelHandle) -> dict[str, Any]:
 
 @router.post("/backend/shutdown")
 async def backend_shutdown(request: Request) -> JSONResponse:
-    manager: ModelManager = request.app.state.manager
-    name = manager.config_for(await _model_param(request)).name
-    note_model(request, name)
+    manager, name = await _named_model(request)
     await manager.shutdown_model(name)
     return JSONResponse({"model": name, "message": "model unloaded"})
 
 
 @router.post("/backend/load")
 async def backend_load(request: Request) -> JSONResponse:
-    manager: ModelManager = request.app.state.manager
-    name = manager.config_for(await _model_param(request)).name
-    note_model(request, name)
+    manager, name = await _named_model(request)
     await manager.load_model(name)
     return JSONResponse({"loaded": manager.loaded(), "message": "model loaded"})
 
