@@ -92,6 +92,7 @@ class Metrics:
                                 ["model", "signal"], registry=r)
         self.loaded = Gauge("llamaslots_models_loaded", "Models resident now", registry=r)
         self.recent: deque[RequestRecord] = deque(maxlen=RECENT)
+        self._step_children: dict[str, tuple] = {}
 
     # -- requests ------------------------------------------------------------------------
     def request_done(self, record: RequestRecord, *, listed: bool = True) -> None:
@@ -114,14 +115,21 @@ class Metrics:
 
     # -- engines -------------------------------------------------------------------------
     def step(self, model: str, n_slots: int, stats: StepStats) -> None:
-        self.waiting.labels(model).set(stats.waiting)
-        self.busy_slots.labels(model).set(stats.busy_slots)
-        self.idle_slots.labels(model).set(n_slots - stats.busy_slots)
-        self.kv_used.labels(model).set(stats.kv_used)
+        """Once per engine step: the labelled children are looked up once per model, not per step."""
+        kids = self._step_children.get(model)
+        if kids is None:
+            kids = self._step_children[model] = tuple(
+                m.labels(model) for m in (self.waiting, self.busy_slots, self.idle_slots, self.kv_used,
+                                          self.decoded, self.sampled))
+        waiting, busy, idle, kv, decoded, sampled = kids
+        waiting.set(stats.waiting)
+        busy.set(stats.busy_slots)
+        idle.set(n_slots - stats.busy_slots)
+        kv.set(stats.kv_used)
         if stats.prompt_tokens:
-            self.decoded.labels(model).inc(stats.prompt_tokens)
+            decoded.inc(stats.prompt_tokens)
         if stats.generated_tokens:
-            self.sampled.labels(model).inc(stats.generated_tokens)
+            sampled.inc(stats.generated_tokens)
 
     def model_loaded(self, model: str, seconds: float, n_slots: int, kv_cells: int, *, swapped: bool,
                      resident: int) -> None:
@@ -142,6 +150,7 @@ class Metrics:
     def model_unloaded(self, model: str, reason: str, *, resident: int) -> None:
         self.unloads.labels(model, reason).inc()
         # An unloaded model has no slots: its gauges go rather than show its last step.
+        self._step_children.pop(model, None)
         for gauge in (self.waiting, self.busy_slots, self.idle_slots, self.kv_used, self.kv_size):
             try:
                 gauge.remove(model)

@@ -176,13 +176,13 @@ class WorkerClient(EngineClient):
                 self._reader.start()
 
     def _on_readable(self) -> None:
-        """On the loop: every whole message the pipe holds now."""
+        """On the loop: one message (the loop's readiness is level-triggered, so it calls again
+        while more wait; asking `poll()` after each message cost a selector per step)."""
         try:
-            while self._conn.poll():
-                msg: Message = self._conn.recv()
-                if isinstance(msg, Stopped):
-                    raise EOFError
-                self.deliver(msg, on_consumer=True)
+            msg: Message = self._conn.recv()
+            if isinstance(msg, Stopped):
+                raise EOFError
+            self.deliver(msg, on_consumer=True)
         except (EOFError, OSError):
             self._stop_reading()
             self._await_exit(time.monotonic() + 5)

@@ -7,7 +7,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import anyio
 from sse_starlette.sse import EventSourceResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 logger = logging.getLogger("llamaslots.api")
 
@@ -43,6 +43,18 @@ class EventStream(EventSourceResponse):
         super().__init__(events, sep="\n", ping=PING_SECONDS)
         self._events = events
         self._on_close = on_close
+
+    async def _send_with_timeout(self, send: Send, message: Message) -> None:
+        # No per-send timeout is set: skip sse-starlette's cancel scope around every chunk
+        # (measured: 5% of the front-end's time in a one-stream benchmark).
+        if self.send_timeout is not None:
+            await super()._send_with_timeout(send, message)
+            return
+        try:
+            await send(message)
+        except BaseException:
+            self._send_interrupted = True
+            raise
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
