@@ -32,12 +32,14 @@ class BodyGuardMiddleware:
         self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
-            self._check_headers(headers)
+            # Every body is bounded (LocalAI's GET /backend/monitor reads one too); the content
+            # type matters where a browser form could send one.
+            self._check_headers(headers, form_matters=scope["method"] in ("POST", "PUT", "PATCH"))
         except LlamaslotsError as refused:
             await error_response(refused)(scope, receive, send)
             return
@@ -69,12 +71,12 @@ class BodyGuardMiddleware:
             if not started:
                 await error_response(refused)(scope, receive, send)
 
-    def _check_headers(self, headers: dict[str, str]) -> None:
+    def _check_headers(self, headers: dict[str, str], *, form_matters: bool) -> None:
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
             raise self._too_large()
         media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if media in _SIMPLE_TYPES:
+        if form_matters and media in _SIMPLE_TYPES:
             raise UnsupportedMediaType(f"Content-Type {media} is not accepted: send the body as application/json")
 
     def _too_large(self) -> BodyTooLarge:

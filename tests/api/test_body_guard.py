@@ -73,3 +73,26 @@ def test_json_checks_name_depth_surrogates_and_constants():
             decode_json_object(raw)
         assert words in info.value.message, (raw, info.value.message)
     assert decode_json_object(b'{"a": [1, {"b": "\\ud83e\\udd99"}]}') == {"a": [1, {"b": "\U0001f999"}]}
+
+
+def test_a_get_body_is_bounded_too_and_its_content_type_does_not_matter():
+    app = app_with_guard(limit=10, timeout=5)
+
+    async def get(chunks, content_type=b"text/plain"):
+        pending = list(chunks)
+        sent: list[dict] = []
+
+        async def receive():
+            body = pending.pop(0) if pending else b""
+            return {"type": "http.request", "body": body, "more_body": bool(pending)}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": "/nothing", "raw_path": b"/nothing", "query_string": b"",
+                 "headers": [(b"content-type", content_type), (b"content-length", b"999")], "http_version": "1.1",
+                 "scheme": "http", "server": ("t", 80), "client": ("c", 1), "root_path": ""}
+        await app(scope, receive, send)
+        return next(m["status"] for m in sent if m["type"] == "http.response.start")
+
+    assert asyncio.run(get([b"x" * 999])) == 413
