@@ -318,12 +318,12 @@ class ModelManager:
             if problem is not None:
                 raise ModelLoadFailed(name, f"{Path(opts.model_path).name} {problem}")
         limit = self.policy.max_active
-        swapped = False
+        swap_started: float | None = None
         while limit and len(self._handles) >= limit:
+            swap_started = swap_started or time.monotonic()
             victim = self._lru[0]
             await self._drain(victim)
             await self._unload(victim, "swap")
-            swapped = True
         for field_name in ("f16", "low_vram", "numa"):
             if getattr(cfg, field_name, False):
                 # As in LocalAI's llama-cpp backend; check-config lists them too.
@@ -345,7 +345,8 @@ class ModelManager:
         self._handles[name] = handle
         self._touch(name)
         info = handle.info
-        self.metrics.model_loaded(name, seconds, info.n_slots, info.n_ctx, swapped=swapped,
+        swap_seconds = time.monotonic() - swap_started if swap_started is not None else None
+        self.metrics.model_loaded(name, seconds, info.n_slots, info.n_ctx, swap_seconds=swap_seconds,
                                   resident=len(self._handles))
         log.info("model %s ready in %.1fs: n_ctx %d, per request %d, %d slots", name, seconds, info.n_ctx,
                  info.n_ctx_seq, info.n_slots)
@@ -417,5 +418,6 @@ class ModelManager:
         handle = self._handles.pop(name)
         self._lru.remove(name)
         log.info("unloading model %s (%s)", name, reason)
+        started = time.monotonic()
         await asyncio.to_thread(handle.engine.close)
-        self.metrics.model_unloaded(name, reason, resident=len(self._handles))
+        self.metrics.model_unloaded(name, reason, time.monotonic() - started, resident=len(self._handles))

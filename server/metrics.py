@@ -85,6 +85,13 @@ class Metrics:
                                      ["model"], registry=r)
         self.unloads = Counter("llamaslots_model_unloads", "Models unloaded, by model and reason (swap, idle, "
                                "request, shutdown, died)", ["model", "reason"], registry=r)
+        self.unload_seconds = Histogram("llamaslots_model_unload_duration_seconds",
+                                        "Time to unload a model (its process ended), by model", ["model"],
+                                        buckets=_LOAD, registry=r)
+        self.swap_seconds = Histogram("llamaslots_model_swap_duration_seconds",
+                                      "A swap from its start (waiting for the old model's requests, unloading "
+                                      "it) to the new model loaded, by the model loaded", ["model"],
+                                      buckets=_LOAD, registry=r)
         self.swaps = Counter("llamaslots_model_swaps", "Loads that first unloaded another model to make room, "
                              "by the model loaded", ["model"], registry=r)
         self.restarts = Counter("llamaslots_worker_restarts", "Model processes started again after theirs "
@@ -131,12 +138,13 @@ class Metrics:
         if stats.generated_tokens:
             sampled.inc(stats.generated_tokens)
 
-    def model_loaded(self, model: str, seconds: float, n_slots: int, kv_cells: int, *, swapped: bool,
+    def model_loaded(self, model: str, seconds: float, n_slots: int, kv_cells: int, *, swap_seconds: float | None,
                      resident: int) -> None:
         self.loads.labels(model).inc()
         self.load_seconds.labels(model).observe(seconds)
-        if swapped:
+        if swap_seconds is not None:
             self.swaps.labels(model).inc()
+            self.swap_seconds.labels(model).observe(swap_seconds)
         self.idle_slots.labels(model).set(n_slots)
         self.busy_slots.labels(model).set(0)
         self.waiting.labels(model).set(0)
@@ -147,8 +155,9 @@ class Metrics:
     def load_failed(self, model: str) -> None:
         self.load_failures.labels(model).inc()
 
-    def model_unloaded(self, model: str, reason: str, *, resident: int) -> None:
+    def model_unloaded(self, model: str, reason: str, seconds: float, *, resident: int) -> None:
         self.unloads.labels(model, reason).inc()
+        self.unload_seconds.labels(model).observe(seconds)
         # An unloaded model has no slots: its gauges go rather than show its last step.
         self._step_children.pop(model, None)
         for gauge in (self.waiting, self.busy_slots, self.idle_slots, self.kv_used, self.kv_size):

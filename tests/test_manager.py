@@ -261,6 +261,10 @@ def test_loads_report_progress_and_are_counted_and_failures_too(models_dir, isol
     assert second[-1] == 1.0
     assert _value(manager, "llamaslots_model_loads_total", model="alpha") == 1
     assert _value(manager, "llamaslots_model_swaps_total", model="beta") == 1
+    assert _value(manager, "llamaslots_model_swap_duration_seconds_count", model="beta") == 1
+    assert _value(manager, "llamaslots_model_swap_duration_seconds_sum", model="beta") >= _value(
+        manager, "llamaslots_model_load_duration_seconds_sum", model="beta")
+    assert _value(manager, "llamaslots_model_unload_duration_seconds_count", model="alpha") == 1
     assert _value(manager, "llamaslots_model_unloads_total", model="alpha", reason="swap") == 1
     # The broken file failed its header check before beta had to make room: beta stayed
     # until the manager closed.
