@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hmac
+from urllib.parse import unquote
 import logging
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Iterable
@@ -129,6 +130,7 @@ class ApiKeyMiddleware:
         if auth[:7].lower() == "bearer ":
             given = auth[7:].strip()
         elif not given:
-            given = request.cookies.get("token", "")
+            # The login page stores the key percent-encoded; Starlette hands cookies over raw.
+            given = unquote(request.cookies.get("token", ""))
         # compare_digest: no timing hint about how much of a key matched.
         return any(hmac.compare_digest(given.encode(), key.encode()) for key in self.keys)

@@ -21,6 +21,9 @@ from server.worker import WorkerClient
 
 log = logging.getLogger("llamaslots.manager")
 
+# A model process that dies after running at least this long is started again at once.
+RESTART_MIN_UPTIME = 10.0
+
 
 @dataclass(frozen=True)
 class ManagerPolicy:
@@ -374,6 +377,14 @@ class ModelManager:
     def _schedule_restart(self, handle: ModelHandle) -> None:
         if self._closing or self._handles.get(handle.name) is not handle:
             return  # unloaded on purpose (swap, idle, shutdown): nothing to bring back
+        lived = time.time() - handle.loaded_at
+        if lived < RESTART_MIN_UPTIME:
+            # Died soon after it started (out of memory once its weights were touched, a crash
+            # on load): starting it again at once would loop. The next request for it loads it
+            # again, and reports the reason if it fails.
+            log.error("model %s died %.0fs after it was loaded; it is started again on its next request, "
+                      "not now", handle.name, lived)
+            return
         task = asyncio.create_task(self._restart(handle), name=f"restart-{handle.name}")
         self._swaps.add(task)
         task.add_done_callback(self._swap_done)
@@ -385,7 +396,8 @@ class ModelManager:
             if self._closing or self._handles.get(handle.name) is not handle:
                 return
             try:
-                await self._load(handle.config)  # unloads the dead one and counts the restart
+                cfg = self.configs.lookup(handle.name) or handle.config
+                await self._load(cfg)  # unloads the dead one and counts the restart
             except Exception as exc:  # noqa: BLE001 - the next request tries again and reports it
                 log.error("model %s could not be started again: %s", handle.name, exc)
 

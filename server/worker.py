@@ -93,11 +93,13 @@ class WorkerClient(EngineClient):
             if not self._conn.poll(max(0.0, deadline - time.monotonic())):
                 self._proc.kill()
                 self._proc.join(5)
+                self._conn.close()
                 raise ModelLoadFailed(name, f"the model did not load within {load_timeout:.0f}s")
             try:
                 msg = self._conn.recv()
             except (EOFError, OSError):
                 self._proc.join(5)
+                self._conn.close()
                 raise ModelLoadFailed(name, f"the model's process exited while loading ({self._exit_text()})") from None
             if not isinstance(msg, LoadProgress):
                 break
@@ -105,6 +107,7 @@ class WorkerClient(EngineClient):
                 on_progress(msg.fraction)
         if isinstance(msg, LoadFailed):
             self._proc.join(10)
+            self._conn.close()
             raise msg.error
         assert isinstance(msg, Ready)
         self.info = msg.info

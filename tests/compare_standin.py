@@ -64,6 +64,10 @@ class StandIn:
             await asyncio.sleep(0.15)
             if others or "rpc" in cue:
                 return JSONResponse(RPC_CANCELED, status_code=500)
+            if cue == "garbled":  # not the OpenAI shape at all
+                if body.get("stream"):
+                    return StreamingResponse(iter([b'data: {"choices": [1]}\n\n']), media_type="text/event-stream")
+                return JSONResponse({"choices": "oops"})
             pieces, finish = SCRIPTS.get(cue, (["Hello", " world!"], "stop"))
             if cue == "drift":
                 pieces = ["Alpha", " beta."] if body.get("stream") else ["Alpha", " gamma."]

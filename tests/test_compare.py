@@ -28,7 +28,7 @@ CONFIG = """
   template: {use_tokenizer_template: true}
 """
 
-CUES = ["leak", "inst", "cut", "rpc", "broken", "drift", "long", "empty", "fine"]
+CUES = ["leak", "inst", "cut", "rpc", "broken", "drift", "long", "empty", "fine", "garbled"]
 
 
 @pytest.fixture(scope="module")
@@ -77,14 +77,14 @@ def test_each_localai_failure_is_found_and_clean_answers_are_not(tmp_path, llama
     # Each cue asked twice (streamed and whole).
     assert a["leaked special token"] == 4  # </s> and [/INST], both modes
     assert a['cut off, finish_reason "stop"'] == 2
-    assert a["HTTP error"] == 2 and "rpc error: code = Canceled" in md
-    assert a["broken stream"] == 1
+    assert a["HTTP error"] == 3 and "rpc error: code = Canceled" in md  # and the garbled whole answer
+    assert a["broken stream"] == 2 and "malformed answer" in md  # and the garbled stream
     assert a["stream and non-stream differ"] == 1
     assert a["cut by max_tokens"] == 2
     assert a["empty answer"] == 2
     # llamaslots on a scripted model: "Hello world!" to everything, nothing to report.
     assert set(b.values()) == {0}, b
-    assert "| answers | 16 of 18 | 18 of 18 |" in md  # A's two 500s are not answers
+    assert "| answers | 16 of 20 | 20 of 20 |" in md  # A's two 500s and the garbled ones are not answers
     # Where the two differ: the fine prompt is "Hello world!" on both sides.
     diffs = md.split("## Where the answers differ", 1)[1]
     assert "prompt 9 " not in diffs and "prompt 1 (leak)" in diffs
@@ -93,7 +93,7 @@ def test_each_localai_failure_is_found_and_clean_answers_are_not(tmp_path, llama
     # Self-contained: nothing fetched from elsewhere.
     assert "<script" not in page and 'src="http' not in page and "<link" not in page
     answers = json.loads((out / "answers.json").read_text())
-    assert len(answers) == 36 and {a["side"] for a in answers} == {"A", "B"}
+    assert len(answers) == 40 and {a["side"] for a in answers} == {"A", "B"}
 
 
 def test_the_swap_pass_reproduces_the_canceled_load_only_where_it_happens(tmp_path, llamaslots):
@@ -152,7 +152,7 @@ def test_detectors_on_their_own():
     assert kinds(ans("the temples, the")) == ["truncated_stop"]
     assert kinds(ans("京都の魅力は")) == ["truncated_stop"]
     assert kinds(ans('{"a": 1')) == [] or kinds(ans('{"a": 1'), wants_json=True) == []
-    assert kinds(ans("Answer 42"), wants_json=True) == []
+    assert kinds(ans("Answer 42"), wants_json=True) == [] and kinds(ans("The answer is 42")) == []
     assert kinds(ans("ok.<|im_end|>")) == ["leaked_token"]
     assert kinds(ans("ok. MODEL_EOS"), special_tokens=["MODEL_EOS"]) == ["leaked_token"]
     assert kinds(ans("a b c", "length")) == ["cut_by_length"]

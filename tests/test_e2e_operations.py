@@ -205,6 +205,9 @@ def test_backend_shutdown_unloads_the_process_and_the_next_request_loads_it_agai
         assert r.status_code == 404 and "not found" in r.json()["error"]["message"]
         r = c.post("/backend/shutdown", json={})
         assert r.status_code == 400 and "model is required" in r.json()["error"]["message"]
+        # A POST that unloads takes its model from a JSON body only (no cross-site form or query).
+        r = c.post("/backend/shutdown", params={"model": "scripted"})
+        assert r.status_code == 400 and "model is required" in r.json()["error"]["message"]
 
         r = c.post("/v1/completions", json={"model": "random", "prompt": "The", "max_tokens": 2})
         assert r.status_code == 200, r.text
@@ -242,6 +245,8 @@ def test_a_killed_worker_is_started_again_and_counted_with_its_signal(server):
         assert r.status_code == 200, r.text
     m = scrape(base)
     assert metric(m, "llamaslots_worker_restarts_total", model="random", signal="SIGKILL") == 1
+    # It died seconds after loading: not restarted at once (a crash loop), but on the request.
+    assert "it is started again on its next request, not now" in log.read_text()
     assert metric(m, "llamaslots_model_unloads_total", model="random", reason="died") == 1
 
 

@@ -24,7 +24,7 @@ _SIMPLE_TYPES = ("text/plain", "application/x-www-form-urlencoded", "multipart/f
 class BodyGuardMiddleware:
     """Refuses a body over `limit` bytes (413, by Content-Length before reading, else while
     reading: never buffered whole), one sent slower than BODY_TIMEOUT between pieces (408),
-    and POSTs in a browser form's content type (415)."""
+    and a POST body not declared as JSON (415): a browser form's types, or none at all."""
 
     def __init__(self, app: ASGIApp, limit: int, timeout: float = BODY_TIMEOUT) -> None:
         self.app = app
@@ -44,10 +44,15 @@ class BodyGuardMiddleware:
             await error_response(refused)(scope, receive, send)
             return
         seen = 0
+        complete = False
         started = False
 
         async def guarded_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, complete
+            if complete:
+                # The body is in: what follows is the wait for a disconnect, which lasts as long
+                # as the answer does (disconnect watchers call this for the whole request).
+                return await receive()
             try:
                 message = await asyncio.wait_for(receive(), self.timeout)
             except asyncio.TimeoutError:
@@ -56,6 +61,9 @@ class BodyGuardMiddleware:
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
                     raise self._too_large()
+                complete = not message.get("more_body", False)
+            else:
+                complete = True  # a disconnect: nothing more will come
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -76,13 +84,24 @@ class BodyGuardMiddleware:
         if length is not None and length.isdigit() and int(length) > self.limit:
             raise self._too_large()
         media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if form_matters and media in _SIMPLE_TYPES:
+        if not form_matters:
+            return
+        if media in _SIMPLE_TYPES:
             raise UnsupportedMediaType(f"Content-Type {media} is not accepted: send the body as application/json")
+        has_body = (length is not None and length.strip() not in ("", "0")) or "transfer-encoding" in headers
+        if has_body and not _is_json(media):
+            # A body without a type is what a page's fetch() of a Blob sends without a preflight.
+            raise UnsupportedMediaType(f"Content-Type {media or '(none)'} is not accepted: send the body as "
+                                       "application/json")
 
     def _too_large(self) -> BodyTooLarge:
         mib = self.limit / (1 << 20)
         return BodyTooLarge(f"the request body is larger than the upload limit of {mib:g} MB "
                             "(--upload-limit / LOCALAI_UPLOAD_LIMIT)")
+
+
+def _is_json(media: str) -> bool:
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
 async def read_json_object(request: Request) -> dict[str, Any]:

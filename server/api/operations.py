@@ -1,6 +1,7 @@
 """Operator endpoints: /metrics, LocalAI's /system, /backend/* and /version, llama-server's /slots, recent requests."""
 from __future__ import annotations
 
+import asyncio
 from importlib import metadata
 from typing import Any
 
@@ -10,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from server.api.body import decode_json_object
 from server.api.errors import ErrorCatchingRoute
 from server.api.observe import note_model
-from server.errors import InvalidRequest
+from server.errors import InvalidRequest, LlamaslotsError
 from server.manager import ModelHandle, ModelManager
 from server.procinfo import process_usage
 
@@ -47,8 +48,10 @@ async def version() -> JSONResponse:
 
 
 async def _model_param(request: Request) -> str:
-    """`model` from the query string or a JSON body (LocalAI reads either)."""
-    name = request.query_params.get("model")
+    """`model` from a JSON body, or for a GET from the query string (LocalAI reads either for
+    its GET; a POST that changes what is loaded takes only a JSON body, which a web page
+    cannot send to another origin without asking first)."""
+    name = request.query_params.get("model") if request.method == "GET" else None
     if not name:
         raw = await request.body()
         if raw.strip():
@@ -79,8 +82,8 @@ async def backend_monitor(request: Request) -> JSONResponse:
 
 
 async def _monitor(handle: ModelHandle) -> dict[str, Any]:
-    alive = handle.engine.alive
-    stats = await handle.stats() if alive else None
+    stats = await _stats(handle)
+    alive = stats is not None
     busy = bool(stats and any(s["state"] != "idle" for s in stats["slots"]))
     out: dict[str, Any] = {
         "model": handle.name,
@@ -129,9 +132,25 @@ async def slots(request: Request) -> JSONResponse:
         handles = [h for h in handles if h.name == name]
     out: list[dict[str, Any]] = []
     for handle in handles:
-        if handle.engine.alive:
-            out.extend(_slots(handle, await handle.stats()))
+        stats = await _stats(handle)
+        if stats is not None:
+            out.extend(_slots(handle, stats))
     return JSONResponse(out)
+
+
+# An engine answers queries between steps; one that does not within this is wedged.
+STATS_TIMEOUT = 10.0
+
+
+async def _stats(handle: ModelHandle) -> dict[str, Any] | None:
+    """The engine's slot states, or None when it is gone (unloaded by a swap meanwhile, dead,
+    or not answering): a monitoring call reports that instead of failing."""
+    if not handle.engine.alive:
+        return None
+    try:
+        return await asyncio.wait_for(handle.stats(), STATS_TIMEOUT)
+    except (LlamaslotsError, asyncio.TimeoutError):
+        return None
 
 
 def _slots(handle: ModelHandle, stats: dict[str, Any]) -> list[dict[str, Any]]:

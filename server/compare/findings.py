@@ -11,8 +11,8 @@ MARKERS = ("</s>", "<s>", "<|im_end|>", "<|im_start|>", "<|eot_id|>", "<|end_of_
            "### Human:", "### Assistant:", "<|end|>", "<|user|>", "<|assistant|>")
 
 # Characters an answer may end with when it really ended: closing punctuation of Latin and CJK
-# text, quotes, brackets, emoji and symbols. A letter or digit at the very end with
-# finish_reason "stop" is how LocalAI's cut answers looked.
+# text, quotes, brackets, emoji and symbols. A letter at the very end with finish_reason "stop"
+# is how LocalAI's cut answers looked (a heuristic: a list item without a full stop trips it).
 _CLOSERS = set(".!?;:…)]}\"'`»”’」』）】》。！？、~*-_|/>")
 
 KINDS = {
@@ -91,7 +91,7 @@ def answer_findings(answer: Answer, *, special_tokens: Iterable[str] = (), wants
         out.append(Finding("cut_by_length", f"ends {tail(text)!r}"))
     elif answer.finish_reason == "stop" and not leaked and not wants_json and _ends_mid_sentence(text):
         last = text.rstrip()[-1]
-        out.append(Finding("truncated_stop", f"ends with {last!r}, a {_char_kind(last)} and no closing "
+        out.append(Finding("truncated_stop", f"ends with {last!r}, a letter, and no closing "
                                             f"punctuation: {tail(text)!r}"))
     return out
 
@@ -100,12 +100,8 @@ def _ends_mid_sentence(text: str) -> bool:
     last = text.rstrip()[-1]
     if last in _CLOSERS:
         return False
-    category = unicodedata.category(last)
-    return category[0] in ("L", "N")  # a letter or digit: the sentence did not end
-
-
-def _char_kind(ch: str) -> str:
-    return "digit" if unicodedata.category(ch)[0] == "N" else "letter"
+    # A letter: the sentence did not end. A number may end a right answer ("... is 42").
+    return unicodedata.category(last)[0] == "L"
 
 
 def stream_mismatch(streamed: Answer, whole: Answer) -> Optional[Finding]:

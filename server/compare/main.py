@@ -83,7 +83,7 @@ async def run(args: argparse.Namespace, prompts: list[Prompt]) -> Report:
 
 
 def _with_tokens(p: SidePass, extra: tuple[str, ...]) -> SidePass:
-    return dataclasses.replace(p, special_tokens=tuple(dict.fromkeys([*p.special_tokens, *extra])))
+    return dataclasses.replace(p, extra_tokens=extra)
 
 
 def _answers_json(report: Report) -> list[dict]:

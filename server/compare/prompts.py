@@ -49,7 +49,8 @@ def load_prompts(path: Path) -> list[Prompt]:
             if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
                 raise PromptsError(f"{path}:{n}: a JSON line must be a chat body with a non-empty \"messages\" list")
         else:
-            body = {"messages": [{"role": "user", "content": line}]}
+            # Greedy and seeded, so that two servers on one model can give the same text.
+            body = {"messages": [{"role": "user", "content": line}], "temperature": 0, "seed": 42}
         prompts.append(Prompt(n, body))
     if not prompts:
         raise PromptsError(f"{path}: no prompts in it (JSON chat bodies or lines of text; # starts a comment)")

@@ -24,6 +24,7 @@ class SideSummary:
     judged: list[Judged]
     wall_s: float
     special_tokens: tuple[str, ...]
+    listed: bool = False  # the server listed its models' own special tokens
     counts: dict[str, int] = field(default_factory=dict)
     ttft_p50: Optional[float] = None
     tokens_per_s: Optional[float] = None  # median over answers that reported usage
@@ -49,7 +50,7 @@ class Report:
 def judge(side_pass: SidePass, prompts: list[Prompt]) -> SideSummary:
     judged: list[Judged] = []
     for a in side_pass.answers:
-        judged.append(Judged(a, answer_findings(a, special_tokens=side_pass.special_tokens,
+        judged.append(Judged(a, answer_findings(a, special_tokens=side_pass.tokens_for(a.model),
                                                 wants_json=prompts[a.prompt].wants_json)))
     by_key: dict[tuple[int, int, str], dict[bool, Judged]] = {}
     for j in judged:
@@ -60,7 +61,7 @@ def judge(side_pass: SidePass, prompts: list[Prompt]) -> SideSummary:
             if found is not None:
                 pair[True].findings.append(found)
     summary = SideSummary(side_pass.side.name, side_pass.side.url, judged, side_pass.wall_s,
-                          side_pass.special_tokens)
+                          side_pass.all_tokens, listed=any(side_pass.special_tokens.values()))
     for j in judged:
         for f in j.findings:
             summary.counts[f.kind] = summary.counts.get(f.kind, 0) + 1
@@ -108,10 +109,9 @@ def markdown(report: Report) -> str:
               f"| p50 time to first token | {_fmt(a.ttft_p50, ' s')} | {_fmt(b.ttft_p50, ' s')} |",
               f"| tokens/s per answer (median) | {_fmt(a.tokens_per_s, '', 1)} | {_fmt(b.tokens_per_s, '', 1)} |",
               f"| total time | {_fmt(a.wall_s, ' s', 1)} | {_fmt(b.wall_s, ' s', 1)} |"]
-    if not a.special_tokens or not b.special_tokens:
-        lines += ["", "Special tokens checked: the common chat markers" + (
-            "; a side that is not llamaslots does not list its model's own (pass them with --special-token)"
-            if not (a.special_tokens and b.special_tokens) else "")]
+    if not (a.listed and b.listed):
+        lines += ["", "Special tokens checked: the common chat markers; a side that is not llamaslots does not "
+                      "list its model's own (pass them with --special-token)"]
     if report.swap:
         sa, sb = report.swap
         lines += ["", "## Two models at once (swap pass)", "", "| finding | A | B |", "|---|---|---|"]
@@ -138,8 +138,14 @@ def markdown(report: Report) -> str:
         lines.append(f"- prompt {report.rows.index(r) + 1} ({r.prompt.title}): at character {i}: "
                      f"A {r.a.answer.text[i:i + 40]!r} / B {r.b.answer.text[i:i + 40]!r}")
     if not diffs:
-        lines.append("Nowhere: every prompt answered by both got the same text." if all(
-            r.a and r.b for r in report.rows) else "No prompt got two answers to compare.")
+        both = [r for r in report.rows if r.a and r.b and r.a.answer.ok and r.b.answer.ok]
+        if len(both) == len(report.rows):
+            lines.append("Nowhere: every prompt answered by both got the same text.")
+        elif both:
+            lines.append(f"Nowhere among the {len(both)} prompts both sides answered "
+                         f"({len(report.rows) - len(both)} got an answer from one side or none).")
+        else:
+            lines.append("No prompt got an answer from both sides to compare.")
     return "\n".join(lines) + "\n"
 
 

@@ -49,7 +49,16 @@ class SidePass:
     side: Side
     answers: list[Answer] = field(default_factory=list)
     wall_s: float = 0.0
-    special_tokens: tuple[str, ...] = ()
+    # The model's own special tokens, per model, where the server lists them.
+    special_tokens: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    extra_tokens: tuple[str, ...] = ()  # --special-token: for every model
+
+    def tokens_for(self, model: str) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([*self.special_tokens.get(model, ()), *self.extra_tokens]))
+
+    @property
+    def all_tokens(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([t for ts in self.special_tokens.values() for t in ts] + list(self.extra_tokens)))
 
 
 async def run_side(side: Side, jobs: list[Job], *, concurrency: int, timeout: float,
@@ -60,13 +69,18 @@ async def run_side(side: Side, jobs: list[Job], *, concurrency: int, timeout: fl
     async with httpx.AsyncClient(headers=side.headers(), limits=limits, timeout=timeout) as client:
         async def one(job: Job) -> None:
             async with gate:
-                result.answers.append(await ask(client, side, job, timeout))
+                answer = await ask(client, side, job, timeout)
+                result.answers.append(answer)
+                # Asked right after an answer, while its model is surely loaded (a swap may
+                # unload it later in the pass).
+                if answer.model and answer.model not in result.special_tokens:
+                    result.special_tokens[answer.model] = ()
+                    result.special_tokens[answer.model] = await model_tokens(client, side, answer.model)
             on_done()
 
         started = time.monotonic()
         await asyncio.gather(*(one(j) for j in jobs))
         result.wall_s = time.monotonic() - started
-        result.special_tokens = await special_tokens(client, side, jobs)
     result.answers.sort(key=lambda a: (a.prompt, a.repeat, a.stream, a.model))
     return result
 
@@ -86,6 +100,9 @@ async def ask(client: httpx.AsyncClient, side: Side, job: Job, timeout: float) -
         answer.timed_out = True
     except httpx.HTTPError as exc:
         answer.error = answer.error or f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - a server's malformed answer is a finding, not the tool's end
+        answer.error = f"malformed answer: {type(exc).__name__}: {exc}"
+        answer.status = answer.status or 200
     answer.total_s = time.monotonic() - started
     return answer
 
@@ -150,18 +167,14 @@ def _error_text(data: dict, raw: str) -> str:
     return raw.strip()[:300] or "(empty body)"
 
 
-async def special_tokens(client: httpx.AsyncClient, side: Side, jobs: list[Job]) -> tuple[str, ...]:
+async def model_tokens(client: httpx.AsyncClient, side: Side, model: str) -> tuple[str, ...]:
     """The model's own special tokens where the server says them: llamaslots' /backend/monitor
-    does (BOS, EOS, the chat template's markers); LocalAI's has no such field."""
-    out: list[str] = []
-    for model in dict.fromkeys(j.model or j.prompt.body.get("model") for j in jobs):
-        if not model:
-            continue
-        try:
-            r = await client.get(side.root + "/backend/monitor", params={"model": model})
-            tokens = r.json().get("special_tokens") if r.status_code == 200 else None
-        except (httpx.HTTPError, ValueError):
-            tokens = None
-        if isinstance(tokens, list):
-            out.extend(t for t in tokens if isinstance(t, str) and t.strip())
-    return tuple(dict.fromkeys(out))
+    does (BOS, EOS); LocalAI's has no such field."""
+    try:
+        r = await client.get(side.root + "/backend/monitor", params={"model": model})
+        tokens = r.json().get("special_tokens") if r.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, AttributeError):
+        tokens = None
+    if not isinstance(tokens, list):
+        return ()
+    return tuple(dict.fromkeys(t for t in tokens if isinstance(t, str) and t.strip()))

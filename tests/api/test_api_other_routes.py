@@ -210,3 +210,20 @@ def test_readyz_names_the_models_still_loading():
         manager.ready = True  # an on-demand load does not hold readiness back
         r = client.get("/readyz")
         assert r.status_code == 200 and r.json() == {"status": "ready", "loading": {"m": 0.4}}
+
+
+def test_the_status_pages_cookie_carries_any_key_percent_encoded():
+    from urllib.parse import quote
+
+    class KeySettings:
+        api_keys = ["a+b/c=d e"]
+
+    manager = FakeManager([FakeHandle(model_config("m"))])
+    with TestClient(create_app(manager, KeySettings())) as client:
+        client.cookies.set("token", quote("a+b/c=d e", safe=""))
+        assert client.get("/v1/models").status_code == 200
+        client.cookies.set("token", quote("a+b/c=d", safe=""))
+        assert client.get("/v1/models").status_code == 401
+        client.cookies.clear()
+        r = client.get("/", headers={"Accept": "text/html"})
+        assert r.status_code == 401 and "encodeURIComponent" in r.text

@@ -96,3 +96,65 @@ def test_a_get_body_is_bounded_too_and_its_content_type_does_not_matter():
         return next(m["status"] for m in sent if m["type"] == "http.response.start")
 
     assert asyncio.run(get([b"x" * 999])) == 413
+
+
+def test_the_body_timeout_ends_with_the_body_not_with_the_answer():
+    # Disconnect watchers keep calling receive() for as long as the answer takes; the body
+    # timeout must not fire on them (it cut every answer longer than 30 s).
+    from server.api.generation import cancel_on_disconnect
+
+    app = FastAPI()
+    install_error_handlers(app)
+    app.router.route_class = ErrorCatchingRoute
+
+    @app.post("/slow")
+    async def slow(request: Request) -> JSONResponse:
+        await request.body()
+        await cancel_on_disconnect(request, lambda: asyncio.sleep(0.6))
+        return JSONResponse({"ok": True})
+
+    guarded = BodyGuardMiddleware(app, limit=1 << 20, timeout=0.2)
+
+    async def run():
+        sent: list[dict] = []
+        chunks = [b'{"a": 1}']
+
+        async def receive():
+            if chunks:
+                return {"type": "http.request", "body": chunks.pop(), "more_body": False}
+            await asyncio.Event().wait()  # the client stays, waiting for its answer
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/slow", "raw_path": b"/slow", "query_string": b"",
+                 "headers": [(b"content-type", b"application/json"), (b"content-length", b"8")],
+                 "http_version": "1.1", "scheme": "http", "server": ("t", 80), "client": ("c", 1), "root_path": ""}
+        await asyncio.wait_for(guarded(scope, receive, send), 5)
+        return next(m["status"] for m in sent if m["type"] == "http.response.start")
+
+    assert asyncio.run(run()) == 200
+
+
+def test_a_post_body_must_say_it_is_json():
+    app = app_with_guard(limit=1 << 20, timeout=5)
+    for ctype, status in [(None, 415), (b"application/json; charset=utf-8", 200), (b"application/vnd.x+json", 200),
+                          (b"text/plain", 415)]:
+        headers = [(b"content-length", b"2")] + ([(b"content-type", ctype)] if ctype else [])
+
+        async def go():
+            sent: list[dict] = []
+
+            async def receive():
+                return {"type": "http.request", "body": b"{}", "more_body": False}
+
+            async def send(message):
+                sent.append(message)
+
+            scope = {"type": "http", "method": "POST", "path": "/echo", "raw_path": b"/echo", "query_string": b"",
+                     "headers": headers, "http_version": "1.1", "scheme": "http", "server": ("t", 80),
+                     "client": ("c", 1), "root_path": ""}
+            await app(scope, receive, send)
+            return next(m["status"] for m in sent if m["type"] == "http.response.start")
+
+        assert asyncio.run(go()) == status, ctype
