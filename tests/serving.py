@@ -21,6 +21,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_answering(url: str, proc: subprocess.Popen, log_path: Path, timeout: float = 60) -> None:
+    """Until `url` answers 200; fails with the server's log if it exits or takes too long."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"server did not start:\n{log_path.read_text()}")
+        time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def running_server(config: Path, models: Path, log_path: Path, env: dict[str, str] | None = None,
                    args: tuple[str, ...] = ()) -> Iterator[str]:
@@ -44,17 +58,7 @@ def server_process(
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    raise AssertionError("server did not start:\n" + log_path.read_text())
-                time.sleep(0.1)
+            wait_until_answering(base + "/readyz", proc, log_path)
             yield base, proc
         finally:
             proc.terminate()

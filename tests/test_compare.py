@@ -166,11 +166,7 @@ def test_detectors_on_their_own():
 @pytest.fixture(scope="module")
 def llama_cpp_python_server(tmp_path_factory, gguf_path):
     """llama-cpp-python's own OpenAI server on the same GGUF llamaslots serves as `chat`."""
-    import time
-
-    import httpx
-
-    from tests.serving import free_port
+    from tests.serving import free_port, wait_until_answering
 
     port = free_port()
     log = tmp_path_factory.mktemp("lcp") / "server.log"
@@ -181,16 +177,7 @@ def llama_cpp_python_server(tmp_path_factory, gguf_path):
              "--interrupt_requests", "false"], stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/v1/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("llama-cpp-python's server did not start:\n" + log.read_text())
-            time.sleep(0.2)
+        wait_until_answering(base + "/v1/models", proc, log)
         yield base
     finally:
         proc.terminate()
