@@ -66,7 +66,7 @@ def _sigterm_during(models, tmp_path, grace: str, max_tokens: int | None):
         for t in threads:
             t.start()
         assert first_chunk.wait(30)
-        time.sleep(0.05)  # the non-streamed request is running too by now
+        _until_both_run(base)
         workers = _children_of(proc.pid)
         proc.terminate()
         for t in threads:
@@ -75,6 +75,17 @@ def _sigterm_during(models, tmp_path, grace: str, max_tokens: int | None):
         assert proc.wait(30) in (0, -signal.SIGTERM)
     assert workers and not _still_running(workers)
     return streamed, plain, (tmp_path / "server.log").read_text()
+
+
+def _until_both_run(base: str) -> None:
+    """Until the streamed and the non-streamed request both hold a slot (a fixed sleep was
+    sometimes too long: both had ended before the signal, and there was nothing to drain)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if sum(s["is_processing"] for s in httpx.get(base + "/slots", timeout=5).json()) >= 2:
+            return
+        time.sleep(0.005)
+    raise AssertionError("the two requests never ran together")
 
 
 def _still_running(pids: list[int], wait_s: float = 5.0) -> list[int]:
