@@ -14,7 +14,7 @@ from compat.gotemplate import TemplateError, go_json_value
 from compat.gotemplate.gojson import marshal
 from compat.jinja_chat import TokenizerTemplate, read_gguf_tokenizer_template, render_chat_template
 from compat.prompt_data import (
-    NO_ACTION_DESCRIPTION, NO_ACTION_NAME, ChatMessageTemplateData, Function, FunctionCall,
+    ChatMessageTemplateData, Function, FunctionCall,
     PromptTemplateData, ToolCall,
 )
 from compat.tool_calls import ToolSettings, tool_settings

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import hmac
-from urllib.parse import unquote
 import logging
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Iterable
+from urllib.parse import unquote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse

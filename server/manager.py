@@ -13,8 +13,8 @@ from compat.config import gguf_header_problem
 from compat.config_schema import ModelConfig
 from compat.model_settings import ServerDefaults, load_settings
 from server.engine.client import EngineClient, LocalEngine
-from server.engine.types import Event, Failed, Finished, GenerateRequest, ModelInfo, TextDelta
 from server.engine.messages import StepStats
+from server.engine.types import Event, Failed, Finished, GenerateRequest, ModelInfo, TextDelta
 from server.errors import ModelLoadFailed, ModelNotFound, ModelNotLoaded, ServerBusy
 from server.metrics import Metrics
 from server.worker import WorkerClient
@@ -54,21 +54,18 @@ class ModelHandle:
         self.config = config
         self.engine = engine
         self.info: ModelInfo = engine.info
-        self.metrics = metrics
+        self.metrics = metrics.for_model(name, self.info.n_slots)
         self.in_flight = 0
         self.last_used = time.monotonic()
         self.loaded_at = time.time()
         # Set while a swap waits for this model's requests to end: new ones queue behind it.
         self.draining = False
-        # The engine's counters of its latest step (the gauges, and the status page's queue).
-        self.last_stats = StepStats()
         engine.on_stats = self._on_stats
         # Events arrive on the loop: one wake-up per engine step, for all of its events.
         engine.attach_loop(loop)
 
     def _on_stats(self, stats: StepStats) -> None:
-        self.last_stats = stats
-        self.metrics.step(self.name, self.info.n_slots, stats)
+        self.metrics.step(stats)
 
     async def generate(self, req: GenerateRequest) -> AsyncIterator[Event]:
         events: asyncio.Queue[Event] = asyncio.Queue()
@@ -82,9 +79,9 @@ class ModelHandle:
                 if isinstance(ev, TextDelta) and ev.text:
                     t = time.monotonic()
                     if last_text is None:
-                        self.metrics.first_token(self.name, t - submitted)
+                        self.metrics.first_token(t - submitted)
                     else:
-                        self.metrics.token_gap(self.name, t - last_text)
+                        self.metrics.token_gap(t - last_text)
                     last_text = t
                 elif isinstance(ev, (Finished, Failed)):
                     finished = True

@@ -99,7 +99,6 @@ class Metrics:
                                 ["model", "signal"], registry=r)
         self.loaded = Gauge("llamaslots_models_loaded", "Models resident now", registry=r)
         self.recent: deque[RequestRecord] = deque(maxlen=RECENT)
-        self._step_children: dict[str, tuple] = {}
 
     # -- requests ------------------------------------------------------------------------
     def request_done(self, record: RequestRecord, *, listed: bool = True) -> None:
@@ -108,35 +107,10 @@ class Metrics:
         if listed:
             self.recent.appendleft(record)
 
-    def usage(self, model: str, usage: Usage) -> None:
-        """An answer's reported usage: the counters add up to what clients were told."""
-        self.prompt_tokens.labels(model).inc(usage.prompt_tokens)
-        self.cached_tokens.labels(model).inc(usage.cached_tokens)
-        self.completion_tokens.labels(model).inc(usage.completion_tokens)
-
-    def first_token(self, model: str, seconds: float) -> None:
-        self.ttft.labels(model).observe(seconds)
-
-    def token_gap(self, model: str, seconds: float) -> None:
-        self.itl.labels(model).observe(seconds)
+    def for_model(self, model: str, n_slots: int) -> "ModelMetrics":
+        return ModelMetrics(self, model, n_slots)
 
     # -- engines -------------------------------------------------------------------------
-    def step(self, model: str, n_slots: int, stats: StepStats) -> None:
-        """Once per engine step: the labelled children are looked up once per model, not per step."""
-        kids = self._step_children.get(model)
-        if kids is None:
-            kids = self._step_children[model] = tuple(
-                m.labels(model) for m in (self.waiting, self.busy_slots, self.idle_slots, self.kv_used,
-                                          self.decoded, self.sampled))
-        waiting, busy, idle, kv, decoded, sampled = kids
-        waiting.set(stats.waiting)
-        busy.set(stats.busy_slots)
-        idle.set(n_slots - stats.busy_slots)
-        kv.set(stats.kv_used)
-        if stats.prompt_tokens:
-            decoded.inc(stats.prompt_tokens)
-        if stats.generated_tokens:
-            sampled.inc(stats.generated_tokens)
 
     def model_loaded(self, model: str, seconds: float, n_slots: int, kv_cells: int, *, swap_seconds: float | None,
                      resident: int) -> None:
@@ -159,7 +133,6 @@ class Metrics:
         self.unloads.labels(model, reason).inc()
         self.unload_seconds.labels(model).observe(seconds)
         # An unloaded model has no slots: its gauges go rather than show its last step.
-        self._step_children.pop(model, None)
         for gauge in (self.waiting, self.busy_slots, self.idle_slots, self.kv_used, self.kv_size):
             try:
                 gauge.remove(model)
@@ -176,3 +149,40 @@ class Metrics:
 
     def recent_requests(self) -> Iterable[RequestRecord]:
         return list(self.recent)
+
+
+class ModelMetrics:
+    """One loaded model's metrics, its labelled children looked up once: the per-token and
+    per-step paths (on the event loop) touch only these."""
+
+    def __init__(self, m: Metrics, model: str, n_slots: int) -> None:
+        self.n_slots = n_slots
+        self._ttft, self._itl = m.ttft.labels(model), m.itl.labels(model)
+        self._prompt, self._cached, self._completion = (
+            c.labels(model) for c in (m.prompt_tokens, m.cached_tokens, m.completion_tokens))
+        self._waiting, self._busy, self._idle, self._kv = (
+            g.labels(model) for g in (m.waiting, m.busy_slots, m.idle_slots, m.kv_used))
+        self._decoded, self._sampled = m.decoded.labels(model), m.sampled.labels(model)
+
+    def usage(self, usage: Usage) -> None:
+        """An answer's reported usage: the counters add up to what clients were told."""
+        self._prompt.inc(usage.prompt_tokens)
+        self._cached.inc(usage.cached_tokens)
+        self._completion.inc(usage.completion_tokens)
+
+    def first_token(self, seconds: float) -> None:
+        self._ttft.observe(seconds)
+
+    def token_gap(self, seconds: float) -> None:
+        self._itl.observe(seconds)
+
+    def step(self, stats: StepStats) -> None:
+        """Once per engine step, with the counters the engine sent along."""
+        self._waiting.set(stats.waiting)
+        self._busy.set(stats.busy_slots)
+        self._idle.set(self.n_slots - stats.busy_slots)
+        self._kv.set(stats.kv_used)
+        if stats.prompt_tokens:
+            self._decoded.inc(stats.prompt_tokens)
+        if stats.generated_tokens:
+            self._sampled.inc(stats.generated_tokens)

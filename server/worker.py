@@ -134,17 +134,15 @@ class WorkerClient(EngineClient):
         return f"exit {code}"
 
     def _exit_text(self) -> str:
+        """ended_how for a person: what the signal means and what to do about it."""
         code = self._proc.exitcode
         if code is None:
             return "still running"
-        if code < 0:
-            try:
-                signame = signal.Signals(-code).name
-            except ValueError:
-                return f"killed by signal {-code}"
-            hint = _SIGNAL_HINTS.get(signame)
-            return f"killed by {signame}: {hint}" if hint else f"killed by {signame}"
-        return f"exit code {code}"
+        if code >= 0:
+            return f"exit code {code}"
+        how = self.ended_how
+        hint = _SIGNAL_HINTS.get(how)
+        return f"killed by {how}: {hint}" if hint else f"killed by {how}"
 
     def _not_running(self):
         reason = self.dead

@@ -8,7 +8,7 @@ import pytest
 
 from compat.config import load_configs
 from compat.params import GenerationParams, SamplingParams
-from server.engine.types import Failed, Finished, GenerateRequest, TextDelta
+from server.engine.types import Finished, GenerateRequest, TextDelta
 from server.errors import ModelLoadFailed, ModelNotFound, ServerBusy
 from server.manager import ManagerPolicy, ModelManager
 

@@ -35,7 +35,7 @@ class HeldModel:
     def reported(self, usage: Usage) -> UsageInfo:
         """The usage an answer reports, counted once for /metrics (so the counters add up to
         what clients were told), in the answer's JSON shape."""
-        self.handle.metrics.usage(self.handle.name, usage)
+        self.handle.metrics.usage(usage)
         return usage_info(usage)
 
     def stream(self, events: AsyncIterator[dict]) -> EventStream:

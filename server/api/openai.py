@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 import logging
 import struct
 from dataclasses import dataclass
@@ -25,8 +24,8 @@ from compat.tool_calls import (
     tool_settings, validate_tool_regexes,
 )
 from compat.tool_calls import Format as ToolFormat
-from server.api.body import read_json_object
 from server.api.answers import ChatAnswer, ChatWriter, ChoicePipeline, CompletionLogprobs, CompletionWriter
+from server.api.body import read_json_object
 from server.api.errors import ErrorCatchingRoute, invalid_request_from
 from server.api.generation import (
     choice_request,
@@ -34,7 +33,6 @@ from server.api.generation import (
     new_id,
     now,
     stream_choices,
-    usage_info,
 )
 from server.api.holding import hold_model
 from server.api.responses import (
@@ -43,6 +41,7 @@ from server.api.responses import (
 from server.api.schemas import (
     ChatCompletionRequest,
     CompletionRequest,
+    DetokenizeRequest,
     EmbeddingData,
     EmbeddingList,
     EmbeddingRequest,
@@ -50,7 +49,6 @@ from server.api.schemas import (
     ModelCard,
     ModelList,
     ResponsesRequest,
-    DetokenizeRequest,
     TokenizeRequest,
     TokenizeResponse,
 )

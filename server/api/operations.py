@@ -59,7 +59,8 @@ async def _model_param(request: Request) -> str:
             if isinstance(body.get("model"), str):
                 name = body["model"]
     if not name:
-        raise InvalidRequest('model is required: send {"model": "<name>"} or ?model=<name>')
+        where = ' or ?model=<name>' if request.method == "GET" else ""
+        raise InvalidRequest(f'model is required: send {{"model": "<name>"}}{where}')
     return name
 
 

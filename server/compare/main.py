@@ -11,7 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from server.compare.prompts import Prompt, PromptsError, load_prompts
-from server.compare.report import Report, SideSummary, html_page, judge, markdown, rows
+from server.compare.report import Report, html_page, judge, markdown, rows
 from server.compare.runner import Job, Side, SidePass, run_side
 
 

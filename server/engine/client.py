@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Callable
 
 from compat.model_settings import LoadSettings
 from server.engine.messages import (

@@ -69,7 +69,7 @@ class FakeHandle:
         self.cancelled = 0  # generators closed before that
         self.vectors: dict[str, list[float]] = {}
         self.tokenized: list[tuple[str, bool, bool]] = []
-        self.metrics = Metrics()
+        self.metrics = Metrics().for_model(self.name, self.info.n_slots)
 
     async def generate(self, req: GenerateRequest) -> AsyncIterator[Event]:
         self.requests.append(req)
@@ -112,7 +112,7 @@ class FakeManager:
         self.load_gate: asyncio.Event | None = None
         self.metrics = Metrics()
         for h in handles:
-            h.metrics = self.metrics
+            h.metrics = self.metrics.for_model(h.name, h.info.n_slots)
 
     def list_models(self) -> list[str]:
         return list(self.handles)
