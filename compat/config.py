@@ -134,9 +134,9 @@ class ConfigSet:
         if yaml_file.is_file() and _inside(self.models_path, f"{name}.yaml"):
             result = load_config_file(yaml_file, self.models_path)
             return result.models[0] if result.models else None
-        for cfg in self.models.values():
-            if cfg.parameters.model and posixpath.normpath(cfg.parameters.model) == name:
-                return cfg
+        serving = self._served_files().get(name)
+        if serving is not None:
+            return serving
         bare = self.models_path / name
         if bare.is_file() and is_gguf_file(bare):
             return ModelConfig(name=name, parameters=PredictionOptions(model=name))
@@ -147,13 +147,22 @@ class ConfigSet:
         too; other files there are not models, and lookup does not serve them either)."""
         if not self.models_path.is_dir():
             return []
-        used = {cfg.parameters.model for cfg in self.models.values()}
+        used = self._served_files()
         out = []
         for entry in sorted(self.models_path.iterdir()):
             if (entry.is_file() and not entry.name.startswith(".")
                     and not entry.name.lower().endswith(_NOT_MODELS) and entry.name not in used
                     and is_gguf_file(entry)):
                 out.append(entry.name)
+        return out
+
+    def _served_files(self) -> dict[str, ModelConfig]:
+        """The model files configs serve, by their one spelling (what lookup and the listing of
+        loose files both go by)."""
+        out: dict[str, ModelConfig] = {}
+        for cfg in self.models.values():
+            if cfg.parameters.model:
+                out.setdefault(posixpath.normpath(cfg.parameters.model), cfg)
         return out
 
     def has_errors(self) -> bool:
@@ -219,8 +228,6 @@ def check_model_files(configset: ConfigSet, level: Level = "warning") -> list[Pr
 # Longer names cannot be files (NAME_MAX is 255 on Linux); they are unknown models, not errors.
 MAX_NAME_LENGTH = 255
 GGUF_MAGIC = b"GGUF"
-
-
 GGUF_VERSIONS = (2, 3)  # what llama.cpp reads
 
 

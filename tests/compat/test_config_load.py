@@ -264,6 +264,7 @@ def test_lookup_known_yaml_and_bare_file(tmp_path):
     # A config's own file is that config (one model process for one file).
     (models / "k.gguf").write_bytes(b"GGUF\x03\x00\x00\x00")
     assert cs.lookup("./k.gguf").name == "known"
+    assert "k.gguf" not in cs.loose_files()  # the listing goes by the same spelling as lookup
     # Only GGUF files llama.cpp reads are models; names no file can have are unknown.
     assert cs.lookup("notes.bin") is None and cs.lookup("old.gguf") is None
     assert cs.lookup("x" * 300) is None and cs.lookup("a\0b") is None and cs.lookup("sub/../raw.gguf") is None
@@ -359,3 +360,12 @@ def test_config_file_inside_models_dir_is_read_once(tmp_path):
     assert sorted(cs.models) == ["a", "b"]
     assert cs.files == [cfg]
     assert not [p for p in cs.problems if "replaces" in p.message or "defined again" in p.message]
+
+
+def test_a_configs_file_in_another_spelling_is_neither_listed_loose_nor_served_twice(tmp_path):
+    models = tmp_path / "models"
+    write(models / "m.yaml", "name: m\nparameters:\n  model: ./w.gguf\n")
+    (models / "w.gguf").write_bytes(b"GGUF\x03\x00\x00\x00")
+    cs = load_configs(None, models)
+    assert cs.loose_files() == []
+    assert cs.lookup("w.gguf").name == "m" and cs.lookup(".//w.gguf").name == "m"
