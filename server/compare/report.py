@@ -6,7 +6,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from server.compare.findings import KINDS, Answer, Finding, answer_findings, first_difference, stream_mismatch
+from server.compare.findings import KINDS, MARKERS, Answer, Finding, answer_findings, first_difference, stream_mismatch
 from server.compare.prompts import Prompt
 from server.compare.runner import SidePass
 
@@ -174,8 +174,6 @@ def _bars(title: str, values: Sequence[tuple[str, Optional[float]]], unit: str, 
 def _marked(text: str, findings: list[Finding], special: tuple[str, ...]) -> str:
     out = html.escape(text)
     if any(f.kind == "leaked_token" for f in findings):
-        from server.compare.findings import MARKERS
-
         for m in sorted({*MARKERS, *special}, key=len, reverse=True):
             if m:
                 out = out.replace(html.escape(m), f"<mark>{html.escape(m)}</mark>")
