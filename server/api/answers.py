@@ -14,8 +14,12 @@ from server.api.schemas import UsageInfo
 from server.engine.types import Finished, TextDelta, TokenLogprob
 
 
+# One encoder for every chunk: json.dumps with these options builds a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _json(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return "null" if obj is None else _ENCODER.encode(obj)
 
 
 @dataclass(frozen=True)

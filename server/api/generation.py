@@ -18,7 +18,7 @@ from server.api.schemas import (
     PromptTokensDetails,
     UsageInfo,
 )
-from server.api.streaming import sse_done, sse_json
+from server.api.streaming import SSE_DONE, sse_event, sse_json
 from server.engine.types import Event, Failed, Finished, GenerateRequest, TextDelta, Usage
 from server.errors import EngineFailed, LlamaslotsError, ServerBusy
 
@@ -190,8 +190,8 @@ class ReplyWriter(Protocol):
     def usage(self, usage: UsageInfo) -> Frame: ...
 
 
-def _sse(frame: Frame) -> dict:
-    return {"data": frame} if isinstance(frame, str) else {"event": frame.event, "data": frame.data}
+def _sse(frame: Frame) -> bytes:
+    return sse_event(frame) if isinstance(frame, str) else sse_event(frame.data, frame.event)
 
 
 @dataclass(frozen=True)
@@ -250,7 +250,7 @@ async def stream_choices(
     include_usage: bool = False,
     done: bool = True,
     report_usage: Callable[[Usage], UsageInfo] = usage_info,
-) -> AsyncIterator[dict]:
+) -> AsyncIterator[bytes]:
     """SSE events for several choices decoded side by side, each chunk carrying its index.
 
     Chunks go out as the choices produce them; one usage chunk (each prompt once, every
@@ -265,11 +265,7 @@ async def stream_choices(
     try:
         async for item in merged:
             if isinstance(item, _Chunk):
-                yield _sse(item.data)
-                # Queued chunks would otherwise go out in one burst without a pause in which
-                # the server can notice a client that left: asyncio then warns on every write
-                # to the dead socket, and the generation runs on longer.
-                await asyncio.sleep(0)
+                yield _sse(item.data)  # a backlog pauses between events (ModelHandle.generate)
             elif isinstance(item, _End):
                 usages[item.index] = item.usage
             else:
@@ -280,7 +276,7 @@ async def stream_choices(
         if include_usage:
             yield _sse(writers[0].usage(usage))
         if done:
-            yield sse_done()
+            yield SSE_DONE
     finally:
         # The merger first (it stops the pumps), then each choice (which cancels its request).
         with anyio.CancelScope(shield=True):

@@ -38,7 +38,7 @@ class HeldModel:
         self.handle.metrics.usage(usage)
         return usage_info(usage)
 
-    def stream(self, events: AsyncIterator[dict]) -> EventStream:
+    def stream(self, events: AsyncIterator[bytes]) -> EventStream:
         """An SSE response over `events` that releases the model when it closes."""
         self.handed_over = True
         return EventStream(events, on_close=self._stack.aclose)

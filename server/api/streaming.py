@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import anyio
@@ -15,15 +16,26 @@ DONE = "[DONE]"
 # Comment lines keep proxies from closing a stream that waits long for its first token;
 # OpenAI clients skip them.
 PING_SECONDS = 15
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # the line ends SSE knows
 
 
-def sse_json(obj: Any) -> dict:
+def sse_event(data: str, event: str | None = None) -> bytes:
+    """One SSE event, encoded once: what sse-starlette's ServerSentEvent writes with "\n" line
+    ends, without building one per chunk (a stream sends one event per token)."""
+    if "\n" in data or "\r" in data:  # never for JSON; kept right for any other text
+        body = "".join(f"data: {line}\n" for line in _LINE_BREAK.split(data))
+    else:
+        body = f"data: {data}\n"
+    head = f"event: {_LINE_BREAK.sub('', event)}\n" if event is not None else ""
+    return f"{head}{body}\n".encode("utf-8")
+
+
+def sse_json(obj: Any) -> bytes:
     """One SSE event carrying a JSON object (compact, UTF-8 kept as is)."""
-    return {"data": json.dumps(obj, ensure_ascii=False, separators=(",", ":"))}
+    return sse_event(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
 
 
-def sse_done() -> dict:
-    return {"data": DONE}
+SSE_DONE = sse_event(DONE)
 
 
 class EventStream(EventSourceResponse):
@@ -36,7 +48,7 @@ class EventStream(EventSourceResponse):
 
     def __init__(
         self,
-        events: AsyncIterator[dict],
+        events: AsyncIterator[bytes],
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         # "\n" line ends as OpenAI and LocalAI send them; some hand-written clients split on "\n\n".
