@@ -99,6 +99,7 @@ class Metrics:
                                 ["model", "signal"], registry=r)
         self.loaded = Gauge("llamaslots_models_loaded", "Models resident now", registry=r)
         self.recent: deque[RequestRecord] = deque(maxlen=RECENT)
+        self._models: dict[str, ModelMetrics] = {}
 
     # -- requests ------------------------------------------------------------------------
     def request_done(self, record: RequestRecord, *, listed: bool = True) -> None:
@@ -108,7 +109,11 @@ class Metrics:
             self.recent.appendleft(record)
 
     def for_model(self, model: str, n_slots: int) -> "ModelMetrics":
-        return ModelMetrics(self, model, n_slots)
+        old = self._models.get(model)
+        if old is not None:
+            old.sync()
+        self._models[model] = mm = ModelMetrics(self, model, n_slots)
+        return mm
 
     # -- engines -------------------------------------------------------------------------
 
@@ -119,10 +124,6 @@ class Metrics:
         if swap_seconds is not None:
             self.swaps.labels(model).inc()
             self.swap_seconds.labels(model).observe(swap_seconds)
-        self.idle_slots.labels(model).set(n_slots)
-        self.busy_slots.labels(model).set(0)
-        self.waiting.labels(model).set(0)
-        self.kv_used.labels(model).set(0)
         self.kv_size.labels(model).set(kv_cells)
         self.loaded.set(resident)
 
@@ -132,6 +133,9 @@ class Metrics:
     def model_unloaded(self, model: str, reason: str, seconds: float, *, resident: int) -> None:
         self.unloads.labels(model, reason).inc()
         self.unload_seconds.labels(model).observe(seconds)
+        gone = self._models.pop(model, None)
+        if gone is not None:
+            gone.sync()  # its last steps' tokens still count
         # An unloaded model has no slots: its gauges go rather than show its last step.
         for gauge in (self.waiting, self.busy_slots, self.idle_slots, self.kv_used, self.kv_size):
             try:
@@ -145,6 +149,8 @@ class Metrics:
 
     # -- reading -------------------------------------------------------------------------
     def exposition(self) -> tuple[bytes, str]:
+        for mm in list(self._models.values()):
+            mm.sync()
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
     def recent_requests(self) -> Iterable[RequestRecord]:
@@ -152,17 +158,24 @@ class Metrics:
 
 
 class ModelMetrics:
-    """One loaded model's metrics, its labelled children looked up once: the per-token and
-    per-step paths (on the event loop) touch only these."""
+    """One loaded model's metrics, its labelled children looked up once. The per-step path
+    only keeps the engine's latest StepStats (one assignment: a step of a small model is a
+    millisecond, and the front-end shares the CPU with llama.cpp); the gauges read it and
+    the engine's counters are brought up to it when /metrics is scraped (`sync`)."""
 
     def __init__(self, m: Metrics, model: str, n_slots: int) -> None:
         self.n_slots = n_slots
+        self.latest = StepStats()
         self._ttft, self._itl = m.ttft.labels(model), m.itl.labels(model)
         self._prompt, self._cached, self._completion = (
             c.labels(model) for c in (m.prompt_tokens, m.cached_tokens, m.completion_tokens))
-        self._waiting, self._busy, self._idle, self._kv = (
-            g.labels(model) for g in (m.waiting, m.busy_slots, m.idle_slots, m.kv_used))
+        m.waiting.labels(model).set_function(lambda: self.latest.waiting)
+        m.busy_slots.labels(model).set_function(lambda: self.latest.busy_slots)
+        m.idle_slots.labels(model).set_function(lambda: self.n_slots - self.latest.busy_slots)
+        m.kv_used.labels(model).set_function(lambda: self.latest.kv_used)
         self._decoded, self._sampled = m.decoded.labels(model), m.sampled.labels(model)
+        # The engine's totals already added to the counters (which outlive this engine).
+        self._decoded_seen = self._sampled_seen = 0
 
     def usage(self, usage: Usage) -> None:
         """An answer's reported usage: the counters add up to what clients were told."""
@@ -177,12 +190,15 @@ class ModelMetrics:
         self._itl.observe(seconds)
 
     def step(self, stats: StepStats) -> None:
-        """Once per engine step, with the counters the engine sent along."""
-        self._waiting.set(stats.waiting)
-        self._busy.set(stats.busy_slots)
-        self._idle.set(self.n_slots - stats.busy_slots)
-        self._kv.set(stats.kv_used)
-        if stats.prompt_tokens:
-            self._decoded.inc(stats.prompt_tokens)
-        if stats.generated_tokens:
-            self._sampled.inc(stats.generated_tokens)
+        """Once per engine step (on whichever thread delivers it)."""
+        self.latest = stats
+
+    def sync(self) -> None:
+        """Add what the engine counted since the last sync (on the event loop only)."""
+        latest = self.latest
+        if latest.prompt_tokens_total > self._decoded_seen:
+            self._decoded.inc(latest.prompt_tokens_total - self._decoded_seen)
+            self._decoded_seen = latest.prompt_tokens_total
+        if latest.sampled_total > self._sampled_seen:
+            self._sampled.inc(latest.sampled_total - self._sampled_seen)
+            self._sampled_seen = latest.sampled_total

@@ -91,6 +91,7 @@ class Engine:
         self._texts: list[tuple] = []
         self._ends: list[tuple[int, Event]] = []
         self._step_prompt = self._step_generated = 0
+        self._prompt_total = self._sampled_total = 0
         self._ready.set_result(
             ModelInfo(
                 n_ctx=rt.n_ctx if opts.kv_unified else rt.n_ctx_seq * opts.n_slots,
@@ -136,10 +137,12 @@ class Engine:
         if not (self._texts or self._ends or self._step_prompt or self._step_generated):
             return
         sched = self.scheduler
+        self._prompt_total += self._step_prompt
+        self._sampled_total += self._step_generated
         stats = StepStats(
             busy_slots=sum(1 for s in sched.slots if s.busy), waiting=len(sched.waiting),
-            kv_used=sched.cells_after_plan, prompt_tokens=self._step_prompt,
-            generated_tokens=self._step_generated,
+            kv_used=sched.cells_after_plan, prompt_tokens_total=self._prompt_total,
+            sampled_total=self._sampled_total,
         )
         texts, ends, self._texts, self._ends = self._texts, self._ends, [], []
         self._step_prompt = self._step_generated = 0

@@ -83,17 +83,20 @@ class LoadFailed:
 
 @dataclass(frozen=True)
 class StepStats:
-    """What only the engine knows, sent with the step's events (no extra messages)."""
+    """What only the engine knows, sent with the step's events (no extra messages). The token
+    counts are totals since the engine started: the front-end keeps only the latest StepStats
+    and reads it when /metrics is scraped, with nothing to add up per step."""
 
     busy_slots: int = 0
     waiting: int = 0
     kv_used: int = 0
-    prompt_tokens: int = 0  # prompt tokens decoded in the step
-    generated_tokens: int = 0  # tokens sampled in the step
+    prompt_tokens_total: int = 0  # prompt tokens decoded (cache hits excluded)
+    sampled_total: int = 0  # tokens sampled
 
     def __reduce__(self):
         # Sent every step: plain arguments pickle several times faster than a dataclass's state.
-        return (StepStats, (self.busy_slots, self.waiting, self.kv_used, self.prompt_tokens, self.generated_tokens))
+        return (StepStats, (self.busy_slots, self.waiting, self.kv_used, self.prompt_tokens_total,
+                            self.sampled_total))
 
 
 @dataclass(frozen=True)
