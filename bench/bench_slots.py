@@ -9,6 +9,7 @@ import platform
 import shlex
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -375,6 +376,7 @@ class LevelResult:
     cpu_after: Optional[CpuSnapshot] = None
     # tok/s of every attempt when the level ran more than once (--repeat); this one is the best.
     attempts: list[float] = field(default_factory=list)
+    attempt_ttfts: list[Optional[float]] = field(default_factory=list)  # p50 TTFT of each attempt
 
     def cores(self) -> Optional[tuple[float, float, float]]:
         """Average cores busy during the level: (server, load generator, everything else)."""
@@ -648,7 +650,22 @@ def reference_of(results: dict[str, dict[int, LevelResult]]) -> Optional[str]:
 
 
 HEADER = ["concurrency", "server", "tok/s", "tok/s ratio", "p50 TTFT s", "p95 TTFT s", "TTFT ratio",
-          "p50 ITL ms", "p95 ITL ms"]
+          "p50 ITL ms", "p95 ITL ms", "paired tok/s ratio", "paired TTFT ratio"]
+
+
+def paired_ratio(mine: list[Optional[float]], base: list[Optional[float]]) -> Optional[float]:
+    """The median over repeats of attempt i's ratio (llamaslots' attempt i over the reference's
+    attempt i, run moments apart under --interleave). The best-of ratio compares two maxima,
+    each of which a single lucky attempt decides; this one a drift of the machine between
+    repeats cancels out of, and one outlier moves little. None below two pairs."""
+    pairs = [a / b for a, b in zip(mine, base) if a is not None and b is not None and b > 0]
+    if len(pairs) < 2 or len(mine) != len(base):
+        return None
+    return statistics.median(pairs)
+
+
+def _paired(value: Optional[float]) -> str:
+    return "—" if value is None else f"{value:.2f}x"
 
 
 def table_rows(results: dict[str, dict[int, LevelResult]], cfg: BenchConfig) -> list[list[str]]:
@@ -669,6 +686,8 @@ def table_rows(results: dict[str, dict[int, LevelResult]], cfg: BenchConfig) -> 
                 _num(lv.p50_ttft_s), _num(lv.p95_ttft_s),
                 _ratio(lv.p50_ttft_s, base.p50_ttft_s if base else None) if mine else "",
                 _ms(lv.itl(50)), _ms(lv.itl(95)),
+                _paired(paired_ratio(lv.attempts, base.attempts)) if mine and base else "",
+                _paired(paired_ratio(lv.attempt_ttfts, base.attempt_ttfts)) if mine and base else "",
             ])
     return rows
 
@@ -910,6 +929,7 @@ class _Session:
             else:
                 best = max(runs, key=lambda lv: lv.tokens_per_s)
             best.attempts = [lv.tokens_per_s for lv in runs]
+            best.attempt_ttfts = [lv.p50_ttft_s for lv in runs]
             out[c] = best
         return out
 
@@ -958,6 +978,7 @@ def results_to_json(results: dict[str, dict[int, LevelResult]]) -> dict:
                 "p95_itl_s": lvl.itl(95),
                 "cores_server_bench_other": lvl.cores(),
                 "attempts_tok_s": lvl.attempts,
+                "attempts_p50_ttft_s": lvl.attempt_ttfts,
                 "requests": [vars(r) for r in lvl.requests],
             }
             for c, lvl in levels.items()

@@ -301,3 +301,24 @@ def test_wait_until_quiet_gives_up_after_its_limit(monkeypatch):
     bs.wait_until_quiet(7, 5.0, log=lines.append)
     assert calls == [7] and len(lines) == 1
     assert time.monotonic() - t0 < 2
+
+
+def test_paired_ratio_is_the_median_of_attempt_by_attempt_ratios():
+    from bench.bench_slots import paired_ratio
+
+    # Best-of would say 582/665 = 0.88x: one fast attempt of the peer decides it.
+    assert paired_ratio([553.0, 553.0, 582.0], [559.0, 549.0, 665.0]) == pytest.approx(553 / 559)
+    assert paired_ratio([1.0], [2.0]) is None  # one pair is no median
+    assert paired_ratio([1.0, None, 3.0], [2.0, 1.0, 3.0]) == pytest.approx(0.75)
+    assert paired_ratio([1.0, 2.0], [1.0, 2.0, 3.0]) is None  # attempts must pair up
+
+
+def test_tables_show_paired_ratios_when_levels_were_repeated():
+    from bench.bench_slots import table_rows
+
+    cfg = BenchConfig([1], 1, 64, 60, ["llamaslots", "llama-server"])
+    mine, peer = _level("llamaslots", 1, 64, 0.32, 0.05), _level("llama-server", 1, 64, 0.4, 0.04)
+    mine.attempts, peer.attempts = [200.0, 190.0, 100.0], [100.0, 200.0, 100.0]
+    mine.attempt_ttfts, peer.attempt_ttfts = [0.05, 0.06, 0.05], [0.05, 0.04, 0.10]
+    row = [r for r in table_rows({"llamaslots": {1: mine}, "llama-server": {1: peer}}, cfg) if r[1] == "llamaslots"][0]
+    assert row[-2:] == ["1.00x", "1.00x"]
