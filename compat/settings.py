@@ -168,7 +168,7 @@ FLAGS: tuple[Flag, ...] = (
          ("LOCALAI_DISABLE_METRICS_ENDPOINT", "DISABLE_METRICS_ENDPOINT"), parse_bool,
          "do not serve /metrics", is_bool=True),
     Flag("disable_webui", ("--disable-webui",), ("LOCALAI_DISABLE_WEBUI", "DISABLE_WEBUI"), parse_bool,
-         "accepted for compatibility", is_bool=True, ignored="there is no web UI here"),
+         "do not serve the status page at / (the web UI here)", is_bool=True),
     Flag("external_grpc_backends", ("--external-grpc-backends",),
          ("LOCALAI_EXTERNAL_GRPC_BACKENDS", "EXTERNAL_GRPC_BACKENDS"), parse_list,
          "accepted for compatibility", is_list=True, ignored=_BACKENDS),

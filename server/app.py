@@ -31,7 +31,8 @@ def create_app(manager: Any, settings: Any) -> FastAPI:
 
     Reads from `settings` (any object; missing attributes mean "off"): `api_keys` (iterable of
     accepted keys; empty = no auth), `cors` (bool), `cors_allow_origins` (comma list or
-    iterable), `disable_metrics_endpoint` (bool) and `upload_limit` (MB). The metrics registry is the manager's.
+    iterable), `disable_metrics_endpoint` and `disable_webui` (bools) and `upload_limit` (MB). The
+    metrics registry is the manager's.
     """
 
     @asynccontextmanager
@@ -57,13 +58,15 @@ def create_app(manager: Any, settings: Any) -> FastAPI:
     app.include_router(operations.router)
     if not getattr(settings, "disable_metrics_endpoint", False):
         app.include_router(operations.metrics_router)
-    app.include_router(status_page.router)
+    webui = not getattr(settings, "disable_webui", False)
+    if webui:
+        app.include_router(status_page.router)
 
     # Innermost of the middlewares: a body is checked only once the key was.
     app.add_middleware(BodyGuardMiddleware, limit=_upload_limit(settings))
     keys = _api_keys(settings)
     if keys:
-        app.add_middleware(ApiKeyMiddleware, keys=keys)
+        app.add_middleware(ApiKeyMiddleware, keys=keys, login_page=webui)
     if getattr(settings, "cors", False):
         app.add_middleware(
             CORSMiddleware,
@@ -102,9 +105,10 @@ class ApiKeyMiddleware:
     `x-api-key` or `xi-api-key` (as in LocalAI v4), or in the `token` cookie that the status
     page's login form sets (a browser cannot send a header for a page it opens)."""
 
-    def __init__(self, app: ASGIApp, keys: Iterable[str]) -> None:
+    def __init__(self, app: ASGIApp, keys: Iterable[str], login_page: bool = True) -> None:
         self.app = app
         self.keys = tuple(keys)
+        self.login_page = login_page
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in _PUBLIC_PATHS:
@@ -114,7 +118,7 @@ class ApiKeyMiddleware:
         if scope["method"] == "OPTIONS" or self._accepted(request):
             await self.app(scope, receive, send)
             return
-        if scope["path"] == "/" and "text/html" in request.headers.get("accept", ""):
+        if self.login_page and scope["path"] == "/" and "text/html" in request.headers.get("accept", ""):
             # A person opening the status page: ask for the key instead of showing JSON.
             login = HTMLResponse(status_page.page("login.html"), status_code=401)
             await login(scope, receive, send)

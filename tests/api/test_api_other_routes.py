@@ -227,3 +227,29 @@ def test_the_status_pages_cookie_carries_any_key_percent_encoded():
         client.cookies.clear()
         r = client.get("/", headers={"Accept": "text/html"})
         assert r.status_code == 401 and "encodeURIComponent" in r.text
+
+
+async def test_disable_webui_takes_the_status_page_and_its_key_prompt_away():
+    class NoWebui:
+        disable_webui = True
+        api_keys: list[str] = []
+
+    class NoWebuiWithKey:
+        disable_webui = True
+        api_keys = ["k"]
+
+    manager = FakeManager([FakeHandle(model_config("m"))])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(manager, None)),
+                                 base_url="http://t") as c:
+        r = await c.get("/", headers={"Accept": "text/html"})
+        assert r.status_code == 200 and "<html" in r.text.lower()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(manager, NoWebui())),
+                                 base_url="http://t") as c:
+        r = await c.get("/", headers={"Accept": "text/html"})
+        assert r.status_code == 404 and r.json()["error"]["code"] == 404
+        assert (await c.get("/v1/models")).status_code == 200
+        assert (await c.get("/healthz")).status_code == 200
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(manager, NoWebuiWithKey())),
+                                 base_url="http://t") as c:
+        r = await c.get("/", headers={"Accept": "text/html"})
+        assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"  # no login page

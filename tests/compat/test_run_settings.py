@@ -119,7 +119,7 @@ def test_not_acted_on_lists_only_given_ignored_flags():
     assert any(line.startswith("--galleries:") for line in lines)
     assert not any(line.startswith("--upload-limit") for line in lines)  # the body size limit
     assert s.upload_limit == 30
-    assert any(line.startswith("LOCALAI_DISABLE_WEBUI:") for line in lines)
+    assert s.disable_webui and not any(line.startswith("LOCALAI_DISABLE_WEBUI") for line in lines)  # acted on
     assert any("http://x/model.yaml" in line for line in lines)
     assert not any(line.startswith("--cors") for line in lines)
     s = settings(["--single-active-backend", "--max-active-backends", "3"])
