@@ -7,7 +7,6 @@ documented in /work/shared/reference/go-template.md (LocalAI's PromptTemplateDat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
