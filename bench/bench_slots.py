@@ -283,25 +283,44 @@ class CpuSnapshot:
     busy_s: float  # whole machine, all cores
     server_s: float  # the server's process group (workers included)
     self_s: float  # this process (the load generator)
+    # CPU seconds of each thread of the server's group, by "pid/tid" ("main" for the group
+    # leader's main thread: llamaslots' front-end, llama-server's HTTP and main loop).
+    threads: dict[str, float] = field(default_factory=dict)
 
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _group_cpu_s(pgid: int) -> float:
+def _stat_fields(path: str) -> Optional[list[bytes]]:
+    """The fields after the ")" of the command: state, ppid, pgrp, ..., utime (11), stime (12)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None  # exited meanwhile
+
+
+def _group_cpu_s(pgid: int) -> tuple[float, dict[str, float]]:
+    """CPU seconds of a process group, and of each of its threads."""
     total = 0
+    threads: dict[str, float] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
+        fields = _stat_fields(f"/proc/{entry.name}/stat")
+        if fields is None or int(fields[2]) != pgid:
+            continue
+        total += int(fields[11]) + int(fields[12])
         try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
+            tids = os.listdir(f"/proc/{entry.name}/task")
         except OSError:
-            continue  # exited meanwhile
-        # After the ")" of the command: state, ppid, pgrp, ..., utime (11), stime (12).
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / _CLK_TCK
+            continue
+        for tid in tids:
+            t = _stat_fields(f"/proc/{entry.name}/task/{tid}/stat")
+            if t is not None:
+                name = "main" if tid == entry.name == str(pgid) else f"{entry.name}/{tid}"
+                threads[name] = (int(t[11]) + int(t[12])) / _CLK_TCK
+    return total / _CLK_TCK, threads
 
 
 def cpu_snapshot(server_pgid: Optional[int]) -> Optional[CpuSnapshot]:
@@ -313,8 +332,8 @@ def cpu_snapshot(server_pgid: Optional[int]) -> Optional[CpuSnapshot]:
     # user nice system idle iowait irq softirq steal ...: busy is all but idle and iowait.
     busy = (sum(v[:8]) - v[3] - v[4]) / _CLK_TCK
     t = os.times()
-    server = _group_cpu_s(server_pgid) if server_pgid else 0.0
-    return CpuSnapshot(busy, server, t.user + t.system)
+    server, threads = _group_cpu_s(server_pgid) if server_pgid else (0.0, {})
+    return CpuSnapshot(busy, server, t.user + t.system, threads)
 
 
 def other_cores_now(server_pgid: Optional[int], window_s: float = 1.0) -> Optional[float]:
@@ -387,6 +406,17 @@ class LevelResult:
         own = (b.self_s - a.self_s) / self.wall_s
         other = max(0.0, (b.busy_s - a.busy_s) / self.wall_s - server - own)
         return server, own, other
+
+    def thread_ms_per_token(self, top: int = 4) -> list[tuple[str, float]]:
+        """The server's busiest threads during the level: CPU milliseconds per completion
+        token, busiest first (a thread that started during the level counts from zero)."""
+        a, b = self.cpu_before, self.cpu_after
+        if a is None or b is None or not self.completion_tokens:
+            return []
+        used = {k: v - a.threads.get(k, 0.0) for k, v in b.threads.items()}
+        ranked = sorted(((k, 1000 * v / self.completion_tokens) for k, v in used.items() if v > 0),
+                        key=lambda kv: -kv[1])
+        return ranked[:top]
 
     @property
     def completion_tokens(self) -> int:
@@ -627,6 +657,10 @@ def _ms(seconds: Optional[float]) -> str:
     return "—" if seconds is None else f"{seconds * 1000:.1f}"
 
 
+def _fmt_threads(level: LevelResult) -> str:
+    return ", ".join(f"{name} {ms:.3f}" for name, ms in level.thread_ms_per_token()) or "—"
+
+
 def _fmt_tps(level: Optional[LevelResult]) -> str:
     return f"{level.tokens_per_s:.1f}" if level else "—"
 
@@ -772,7 +806,7 @@ def format_markdown(
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(results, cfg)]
     lines += ["", "Per level (cores = average CPU cores busy during the level, from /proc):", "",
               "| server | concurrency | requests | tokens | wall s | tok/s (all attempts) | server cores "
-              "| other cores | p50 TTFT s | max TTFT s |", "|" + "---|" * 10]
+              "| other cores | p50 TTFT s | max TTFT s | busiest threads, CPU ms per token |", "|" + "---|" * 11]
     for server in SERVER_NAMES:
         for c, lv in sorted(results.get(server, {}).items()):
             cores = lv.cores()
@@ -781,7 +815,7 @@ def format_markdown(
             lines.append(
                 f"| {server} | {c} | {len(lv.requests)} | {lv.completion_tokens} | {lv.wall_s:.2f} | {attempts} "
                 f"| {f'{cores[0]:.2f}' if cores else '—'} | {f'{cores[2]:.2f}' if cores else '—'} "
-                f"| {_fmt_ttft(lv)} | {f'{max(ttfts):.3f}' if ttfts else '—'} |"
+                f"| {_fmt_ttft(lv)} | {f'{max(ttfts):.3f}' if ttfts else '—'} | {_fmt_threads(lv)} |"
             )
     notes = note_lines(results)
     if notes:
@@ -912,6 +946,8 @@ class _Session:
         self.runs.setdefault(c, []).append(level)
         cores = level.cores()
         load = f", cores server/bench/other {cores[0]:.2f}/{cores[1]:.2f}/{cores[2]:.2f}" if cores else ""
+        threads = _fmt_threads(level)
+        load += f", CPU ms/token by thread {threads}" if threads != "—" else ""
         self.log(f"[{self.name}] c={c:<3} {level.completion_tokens:5d} tokens in {level.wall_s:6.2f} s = "
                  f"{level.tokens_per_s:7.1f} tok/s, p50 TTFT {_fmt_ttft(level)} s, p50 ITL {_ms(level.itl(50))} ms"
                  f"{load}")

@@ -181,20 +181,39 @@ def _level(server: str, c: int, tokens: int, wall: float, ttft: float) -> LevelR
     return LevelResult(server, c, reqs, wall)
 
 
-def test_cpu_of_a_process_group_is_measured():
+def test_cpu_of_a_process_group_and_its_threads_is_measured():
     import subprocess
 
-    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass\ntime.sleep(30)"
+    # The CPU is burnt on a second thread: the per-thread split must put it there, not on main.
+    burn = ("import threading, time\n"
+            "def burn():\n    t = time.thread_time()\n    while time.thread_time() - t < 0.4: pass\n"
+            "    time.sleep(30)  # alive, so that /proc still lists it\n"
+            "threading.Thread(target=burn).start()\ntime.sleep(30)")
     proc = subprocess.Popen([sys.executable, "-c", burn], start_new_session=True)
     try:
         deadline = time.monotonic() + 20
-        while _group_cpu_s(proc.pid) < 0.35 and time.monotonic() < deadline:
+        while _group_cpu_s(proc.pid)[0] < 0.35 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert 0.35 <= _group_cpu_s(proc.pid) < 5
-        assert _group_cpu_s(proc.pid + 10**7) == 0  # no such group
+        total, threads = _group_cpu_s(proc.pid)
+        assert 0.35 <= total < 5
+        assert "main" in threads and threads["main"] < 0.3
+        worker = [v for k, v in threads.items() if k != "main"]
+        assert worker and max(worker) >= 0.35
+        assert _group_cpu_s(proc.pid + 10**7) == (0, {})  # no such group
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_busiest_threads_are_reported_per_completion_token():
+    from bench.bench_slots import CpuSnapshot
+
+    level = _level("llamaslots", 1, 100, 1.0, 0.05)
+    level.cpu_before = CpuSnapshot(0, 0, 0, {"main": 1.0, "7/8": 5.0})
+    level.cpu_after = CpuSnapshot(0, 0, 0, {"main": 1.02, "7/8": 5.15, "7/9": 0.001})
+    ranked = level.thread_ms_per_token()
+    assert [name for name, _ in ranked] == ["7/8", "main", "7/9"]  # a thread born mid-level counts from 0
+    assert ranked[0][1] == pytest.approx(1000 * 0.15 / level.completion_tokens)
 
 
 def test_cpu_of_other_processes_is_flagged():
