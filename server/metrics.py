@@ -1,12 +1,15 @@
 """The server's Prometheus metrics and its short memory of recent requests: one registry per server, fed by the front-end."""
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 from dataclasses import asdict, dataclass
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from server.engine.messages import StepStats
 from server.engine.types import Usage
@@ -36,6 +39,56 @@ class RequestRecord:
         return asdict(self)
 
 
+class LoopHistogram:
+    """A histogram observed on the event loop only: a bisect and two additions per sample.
+
+    prometheus-client's Histogram takes a lock and a Python loop over the buckets per sample;
+    the time between two tokens is observed once per token of every stream, on the loop that
+    shares the CPU with llama.cpp. The registry reads these through LoopHistograms.
+    """
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one: above every bound (+Inf)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        # bisect_left: a value equal to a bound belongs to that bound's bucket (le = "<=").
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+
+class LoopHistograms(Collector):
+    """One histogram metric with a `model` label, its children LoopHistograms; exposed in
+    Prometheus' histogram form (_bucket with cumulative counts, _sum, _count)."""
+
+    def __init__(self, name: str, documentation: str, bounds: tuple[float, ...], registry: CollectorRegistry):
+        self.name, self.documentation, self.bounds = name, documentation, bounds
+        self._children: dict[str, LoopHistogram] = {}
+        registry.register(self)
+
+    def labels(self, model: str) -> LoopHistogram:
+        child = self._children.get(model)
+        if child is None:
+            child = self._children[model] = LoopHistogram(self.bounds)
+        return child
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=["model"])
+        for model, h in list(self._children.items()):
+            counts, running, buckets = list(h.counts), 0, []
+            for bound, n in zip(self.bounds + (float("inf"),), counts):
+                running += n
+                buckets.append(("+Inf" if bound == float("inf") else repr(float(bound)), running))
+            family.add_metric([model], buckets, h.total)
+        yield family
+
+    def describe(self) -> Iterator[HistogramMetricFamily]:
+        yield HistogramMetricFamily(self.name, self.documentation, labels=["model"])
+
+
 class Metrics:
     """Counters, gauges and histograms of one server (its own registry: two servers in one
     process, as in the tests, never mix their numbers).
@@ -59,12 +112,11 @@ class Metrics:
             "prompt_tokens_details.cached_tokens), by model", ["model"], registry=r)
         self.completion_tokens = Counter("llamaslots_completion_tokens",
                                          "Completion tokens of the answers' usage, by model", ["model"], registry=r)
-        self.ttft = Histogram("llamaslots_time_to_first_token_seconds",
-                              "Time from a generation's submission to its first text, by model", ["model"],
-                              buckets=_LATENCY, registry=r)
-        self.itl = Histogram("llamaslots_inter_token_latency_seconds",
-                             "Time between two pieces of text of one generation, by model", ["model"],
-                             buckets=_TOKEN_GAP, registry=r)
+        self.ttft = LoopHistograms("llamaslots_time_to_first_token_seconds",
+                                   "Time from a generation's submission to its first text, by model",
+                                   _LATENCY, r)
+        self.itl = LoopHistograms("llamaslots_inter_token_latency_seconds",
+                                  "Time between two pieces of text of one generation, by model", _TOKEN_GAP, r)
         self.waiting = Gauge("llamaslots_requests_waiting", "Generations queued for a free slot, by model",
                              ["model"], registry=r)
         self.busy_slots = Gauge("llamaslots_slots_busy", "Slots working on a request, by model", ["model"],

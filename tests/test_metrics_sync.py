@@ -44,3 +44,31 @@ def test_an_unload_keeps_the_last_steps_and_a_restarted_engine_counts_on():
     assert sample(m, "llamaslots_prompt_tokens_decoded_total") == 8
     assert sample(m, "llamaslots_tokens_sampled_total") == 6
     assert sample(m, "llamaslots_slots_busy") == 2
+
+
+def test_loop_histograms_expose_what_prometheus_clients_histogram_would():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from server.metrics import LoopHistograms
+
+    bounds = (0.001, 0.0025, 0.01, 1.0, 2.5)
+
+    @settings(max_examples=100, deadline=None)
+    @given(st.lists(st.sampled_from(bounds) | st.floats(0, 5, allow_nan=False), max_size=30))
+    def check(values):
+        ours_registry, theirs_registry = CollectorRegistry(), CollectorRegistry()
+        ours = LoopHistograms("x_seconds", "doc", bounds, ours_registry)
+        theirs = Histogram("x_seconds", "doc", ["model"], buckets=bounds, registry=theirs_registry)
+        for v in values:
+            ours.labels("m").observe(v)
+            theirs.labels("m").observe(v)
+
+        def samples(registry):
+            return {(s.name, tuple(sorted(s.labels.items()))): round(s.value, 9)
+                    for f in registry.collect() for s in f.samples if not s.name.endswith("_created")}
+
+        assert samples(ours_registry) == samples(theirs_registry)
+
+    check()
