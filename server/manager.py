@@ -14,7 +14,6 @@ from compat.config import gguf_header_problem
 from compat.config_schema import ModelConfig
 from compat.model_settings import ServerDefaults, load_settings
 from server.engine.client import EngineClient, LocalEngine
-from server.engine.messages import StepStats
 from server.engine.types import Event, Failed, Finished, GenerateRequest, ModelInfo, TextDelta
 from server.errors import ModelLoadFailed, ModelNotFound, ModelNotLoaded, ServerBusy
 from server.metrics import Metrics
@@ -84,12 +83,9 @@ class ModelHandle:
         self.loaded_at = time.time()
         # Set while a swap waits for this model's requests to end: new ones queue behind it.
         self.draining = False
-        engine.on_stats = self._on_stats
+        engine.on_stats = self.metrics.step
         # Events arrive on the loop: one wake-up per engine step, for all of its events.
         engine.attach_loop(loop)
-
-    def _on_stats(self, stats: StepStats) -> None:
-        self.metrics.step(stats)
 
     async def generate(self, req: GenerateRequest) -> AsyncIterator[Event]:
         inbox = _Inbox(asyncio.get_running_loop())
@@ -378,7 +374,7 @@ class ModelManager:
         self._touch(name)
         info = handle.info
         swap_seconds = time.monotonic() - swap_started if swap_started is not None else None
-        self.metrics.model_loaded(name, seconds, info.n_slots, info.n_ctx, swap_seconds=swap_seconds,
+        self.metrics.model_loaded(name, seconds, info.n_ctx, swap_seconds=swap_seconds,
                                   resident=len(self._handles))
         log.info("model %s ready in %.1fs: n_ctx %d, per request %d, %d slots", name, seconds, info.n_ctx,
                  info.n_ctx_seq, info.n_slots)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import deque
+from itertools import accumulate
 from dataclasses import asdict, dataclass
 from typing import Iterable, Iterator
 
@@ -10,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from server.engine.messages import StepStats
 from server.engine.types import Usage
@@ -77,12 +79,9 @@ class LoopHistograms(Collector):
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
         family = HistogramMetricFamily(self.name, self.documentation, labels=["model"])
-        for model, h in list(self._children.items()):
-            counts, running, buckets = list(h.counts), 0, []
-            for bound, n in zip(self.bounds + (float("inf"),), counts):
-                running += n
-                buckets.append(("+Inf" if bound == float("inf") else repr(float(bound)), running))
-            family.add_metric([model], buckets, h.total)
+        les = [floatToGoString(b) for b in self.bounds + (float("inf"),)]  # as Histogram spells them
+        for model, h in self._children.items():
+            family.add_metric([model], list(zip(les, accumulate(h.counts))), h.total)
         yield family
 
     def describe(self) -> Iterator[HistogramMetricFamily]:
@@ -169,7 +168,7 @@ class Metrics:
 
     # -- engines -------------------------------------------------------------------------
 
-    def model_loaded(self, model: str, seconds: float, n_slots: int, kv_cells: int, *, swap_seconds: float | None,
+    def model_loaded(self, model: str, seconds: float, kv_cells: int, *, swap_seconds: float | None,
                      resident: int) -> None:
         self.loads.labels(model).inc()
         self.load_seconds.labels(model).observe(seconds)

@@ -2,7 +2,6 @@
 written as stream chunks or as one message. Stream and non-stream go through the same pipeline."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Union
@@ -11,15 +10,8 @@ from compat.postprocess import StreamPostprocessor
 from compat.reasoning import ReasoningSettings, ReasoningSplitter
 from compat.tool_calls import CallArguments, CallStart, ContentDelta, ToolCallParser
 from server.api.schemas import UsageInfo
+from server.api.streaming import wire_json
 from server.engine.types import Finished, TextDelta, TokenLogprob
-
-
-# One encoder for every chunk: json.dumps with these options builds a new one per call.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
-def _json(obj: Any) -> str:
-    return "null" if obj is None else _ENCODER.encode(obj)
 
 
 @dataclass(frozen=True)
@@ -107,15 +99,15 @@ class ChatWriter:
 
     @cached_property
     def _frame(self) -> tuple[str, str]:
-        head = _json({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model})
+        head = wire_json({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model})
         return head[:-1] + f',"choices":[{{"index":{self.index},"delta":', "}]}"
 
     def _chunk(self, delta: dict, *, logprobs: list[dict] | None = None, finish: str | None = None) -> str:
         head, tail = self._frame
         extra = ""
         if logprobs is not None:
-            extra += ',"logprobs":' + _json({"content": logprobs, "refusal": None})
-        return f'{head}{_json(delta)}{extra},"finish_reason":{_json(finish)}{tail}'
+            extra += ',"logprobs":' + wire_json({"content": logprobs, "refusal": None})
+        return f'{head}{wire_json(delta)}{extra},"finish_reason":{wire_json(finish)}{tail}'
 
     def opening(self) -> list[str]:
         self._started = True
@@ -154,7 +146,7 @@ class ChatWriter:
         return out
 
     def usage(self, usage: UsageInfo) -> str:
-        return _json({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+        return wire_json({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
                       "choices": [], "usage": usage.model_dump(mode="json")})
 
 
@@ -244,12 +236,12 @@ class CompletionWriter:
 
     @cached_property
     def _frame(self) -> tuple[str, str]:
-        head = _json({"id": self.id, "object": "text_completion", "created": self.created, "model": self.model})
+        head = wire_json({"id": self.id, "object": "text_completion", "created": self.created, "model": self.model})
         return head[:-1] + f',"choices":[{{"index":{self.index},"text":', "}]}"
 
     def _chunk(self, text: str, lp: dict | None = None, finish: str | None = None) -> str:
         head, tail = self._frame
-        return f'{head}{_json(text)},"logprobs":{_json(lp)},"finish_reason":{_json(finish)}{tail}'
+        return f'{head}{wire_json(text)},"logprobs":{wire_json(lp)},"finish_reason":{wire_json(finish)}{tail}'
 
     def opening(self) -> list[str]:
         return []
@@ -266,5 +258,5 @@ class CompletionWriter:
         return out
 
     def usage(self, usage: UsageInfo) -> str:
-        return _json({"id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
+        return wire_json({"id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
                       "choices": [], "usage": usage.model_dump(mode="json")})

@@ -34,17 +34,17 @@ async def system(request: Request) -> JSONResponse:
     return JSONResponse({"backends": [BACKEND], "loaded_models": [{"id": name} for name in manager.loaded()]})
 
 
+def _installed_version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 @router.get("/version")
 async def version() -> JSONResponse:
-    try:
-        v = metadata.version("llamaslots")
-    except metadata.PackageNotFoundError:
-        v = "unknown"
-    try:
-        llama = metadata.version("llama_cpp_python")
-    except metadata.PackageNotFoundError:
-        llama = "unknown"
-    return JSONResponse({"version": f"llamaslots {v} (llama-cpp-python {llama})"})
+    return JSONResponse({"version": f"llamaslots {_installed_version('llamaslots')} "
+                                    f"(llama-cpp-python {_installed_version('llama_cpp_python')})"})
 
 
 async def _model_param(request: Request) -> str:

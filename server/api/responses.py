@@ -3,7 +3,6 @@ events, and the bounded memory behind previous_response_id."""
 from __future__ import annotations
 
 import copy
-import json
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from compat.tool_calls import CallArguments, CallStart, ContentDelta
 from server.api.answers import ChoicePipeline, ReasoningDelta, finish_reason
 from server.api.generation import NamedEvent
 from server.api.schemas import ResponsesRequest, UsageInfo
+from server.api.streaming import wire_json
 from server.engine.types import Finished, TextDelta, TokenLogprob
 from server.errors import InvalidRequest, LlamaslotsError
 
@@ -42,10 +42,6 @@ def _id(prefix: str) -> str:
 
 def new_response_id() -> str:
     return _id("resp")
-
-
-def _json(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 # -- memory ------------------------------------------------------------------------------------------
@@ -307,7 +303,7 @@ class ResponseWriter:
     def _event(self, kind: str, **fields: Any) -> NamedEvent:
         data = {"type": kind, "sequence_number": self._seq, **fields}
         self._seq += 1
-        return NamedEvent(kind, _json(data))
+        return NamedEvent(kind, wire_json(data))
 
     def snapshot(self, usage: dict[str, Any] | None = None) -> dict[str, Any]:
         return {**self.response, "status": self._status, "incomplete_details": self._incomplete,

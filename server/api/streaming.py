@@ -30,9 +30,18 @@ def sse_event(data: str, event: str | None = None) -> bytes:
     return f"{head}{body}\n".encode("utf-8")
 
 
+# One encoder for every chunk: json.dumps with these options builds a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def wire_json(obj: Any) -> str:
+    """JSON as the answers carry it: compact, UTF-8 kept as is."""
+    return "null" if obj is None else _ENCODER.encode(obj)
+
+
 def sse_json(obj: Any) -> bytes:
-    """One SSE event carrying a JSON object (compact, UTF-8 kept as is)."""
-    return sse_event(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+    """One SSE event carrying a JSON object."""
+    return sse_event(wire_json(obj))
 
 
 SSE_DONE = sse_event(DONE)
