@@ -19,6 +19,7 @@ from compat.model_settings import LoadSettings
 from server.engine.client import EngineClient
 from server.engine.messages import Command, LoadFailed, LoadProgress, Message, Ready, Stop, Stopped
 from server.errors import LlamaslotsError, ModelLoadFailed
+from server.wire import MessageReader, write_message
 
 log = logging.getLogger("llamaslots.worker")
 
@@ -40,14 +41,14 @@ def worker_main(conn, opts: LoadSettings, name: str, log_level: int) -> None:
     # The engine thread writes its one message per step itself: a small pipe write costs less
     # than waking a sender thread for it (measured: the wake-up alone was 3% of a step).
     send_lock = threading.Lock()
+    fd = conn.fileno()
 
     def send(msg: Message) -> None:
         with send_lock:
             try:
-                conn.send(msg)
-            except (OSError, EOFError, BrokenPipeError):
+                write_message(fd, msg)
+            except OSError:
                 pass  # the front-end is gone; the stop message or EOF ends us
-
 
     try:
         engine = Engine(opts, name=name, emit=send, on_progress=lambda f: send(LoadProgress(f)))
@@ -58,10 +59,11 @@ def worker_main(conn, opts: LoadSettings, name: str, log_level: int) -> None:
         send(LoadFailed(ModelLoadFailed(name, f"{type(exc).__name__}: {exc}")))
         return
     send(Ready(engine.info))
+    commands = MessageReader(fd)
     try:
         while True:
             try:
-                cmd: Command = conn.recv()
+                cmd: Command = commands.next()
             except (EOFError, OSError):
                 break
             if isinstance(cmd, Stop):
@@ -88,15 +90,16 @@ class WorkerClient(EngineClient):
         self._proc.start()
         child.close()
         self._send_lock = threading.Lock()
+        self._incoming = MessageReader(self._conn.fileno())
         deadline = time.monotonic() + load_timeout
         while True:
-            if not self._conn.poll(max(0.0, deadline - time.monotonic())):
+            if not self._incoming.pending() and not self._conn.poll(max(0.0, deadline - time.monotonic())):
                 self._proc.kill()
                 self._proc.join(5)
                 self._conn.close()
                 raise ModelLoadFailed(name, f"the model did not load within {load_timeout:.0f}s")
             try:
-                msg = self._conn.recv()
+                msg = self._incoming.next()
             except (EOFError, OSError):
                 self._proc.join(5)
                 self._conn.close()
@@ -163,11 +166,11 @@ class WorkerClient(EngineClient):
             self._loop = loop
         super().attach_loop(loop)  # for what other threads deliver (a death seen by close)
         loop.add_reader(self._conn.fileno(), self._on_readable)
-        # uvloop (libuv) makes a watched fd non-blocking. A pickled message bigger than the
+        # uvloop (libuv) makes a watched fd non-blocking. A pickled command bigger than the
         # socket buffer (a long prompt) then breaks off half-written with EAGAIN and the pipe
-        # is garbage from there on; a message read while its tail is still on the way does
-        # the same. Blocking again, a read only ever waits for the rest of a message the
-        # worker is writing, and a write for the worker's reader, which never waits on us.
+        # is garbage from there on. Blocking again, a write only waits for the worker's reader,
+        # which never waits on us; a read on a readable fd never waits (server.wire keeps the
+        # first part of a message until its tail comes).
         os.set_blocking(self._conn.fileno(), True)
 
     def _ensure_reader(self) -> None:
@@ -177,13 +180,13 @@ class WorkerClient(EngineClient):
                 self._reader.start()
 
     def _on_readable(self) -> None:
-        """On the loop: one message (the loop's readiness is level-triggered, so it calls again
-        while more wait; asking `poll()` after each message cost a selector per step)."""
+        """On the loop: the messages one read brings (the loop's readiness is level-triggered,
+        so it calls again while more wait)."""
         try:
-            msg: Message = self._conn.recv()
-            if isinstance(msg, Stopped):
-                raise EOFError
-            self.deliver(msg, on_consumer=True)
+            for msg in self._incoming.read_available():
+                if isinstance(msg, Stopped):
+                    raise EOFError
+                self.deliver(msg, on_consumer=True)
         except (EOFError, OSError):
             self._stop_reading()
             self._await_exit(time.monotonic() + 5)
@@ -210,15 +213,15 @@ class WorkerClient(EngineClient):
             if self.dead:
                 return False
             try:
-                self._conn.send(command)
+                write_message(self._conn.fileno(), command)
                 return True
-            except (OSError, EOFError, BrokenPipeError):
+            except OSError:
                 return False
 
     def _read(self) -> None:
         while True:
             try:
-                msg: Message = self._conn.recv()
+                msg: Message = self._incoming.next()
             except (EOFError, OSError):
                 break
             if isinstance(msg, Stopped):
@@ -234,8 +237,8 @@ class WorkerClient(EngineClient):
     def close(self, timeout: float = 30.0) -> None:
         with self._send_lock:
             try:
-                self._conn.send(Stop())
-            except (OSError, EOFError, BrokenPipeError):
+                write_message(self._conn.fileno(), Stop())
+            except OSError:
                 pass
         self._proc.join(timeout)
         if self._proc.is_alive():
