@@ -195,11 +195,6 @@ def _sse(frame: Frame) -> bytes:
 
 
 @dataclass(frozen=True)
-class _Chunk:
-    data: Frame
-
-
-@dataclass(frozen=True)
 class _End:
     index: int
     usage: Usage
@@ -212,21 +207,22 @@ class _Error:
 
 async def _choice_stream(
     index: int, events: AsyncIterator[Event], writer: ReplyWriter,
-) -> AsyncGenerator[_Chunk | _End | _Error, None]:
-    """One choice's chunks, then its end (with usage) or an error. Closing it cancels the request."""
+) -> AsyncGenerator[bytes | _End | _Error, None]:
+    """One choice's chunks (SSE events, encoded here: a chunk object per token cost more than
+    the bytes), then its end (with usage) or an error. Closing it cancels the request."""
     try:
         for chunk in writer.opening():
-            yield _Chunk(chunk)
+            yield _sse(chunk)
         async for event in events:
             if isinstance(event, TextDelta):
                 for chunk in writer.delta(event):
-                    yield _Chunk(chunk)
+                    yield _sse(chunk)
             elif isinstance(event, Finished):
                 if event.reason == "cancelled":
                     yield _Error(cancelled_error())
                     return
                 for chunk in writer.finish(event):
-                    yield _Chunk(chunk)
+                    yield _sse(chunk)
                 yield _End(index, event.usage)
                 return
             elif isinstance(event, Failed):
@@ -264,8 +260,8 @@ async def stream_choices(
     merged = choices[0] if len(choices) == 1 else _merge(choices)
     try:
         async for item in merged:
-            if isinstance(item, _Chunk):
-                yield _sse(item.data)  # a backlog pauses between events (ModelHandle.generate)
+            if isinstance(item, bytes):
+                yield item  # a backlog pauses between events (ModelHandle.generate)
             elif isinstance(item, _End):
                 usages[item.index] = item.usage
             else:
