@@ -282,6 +282,11 @@ class ModelManager:
             async with self._state:
                 self._state.notify_all()
 
+    def takes_now(self, name: str | None) -> bool:
+        """Whether acquire(name) would return at once: the model is loaded and taking requests
+        and nothing holds the manager's state (a load, swap or shutdown deciding)."""
+        return not self._closing and not self._state.locked() and self._usable(self.config_for(name).name) is not None
+
     def _refuse_if_closing(self) -> None:
         if self._closing:
             raise ServerBusy("the server is stopping and takes no new requests; retry on another instance")

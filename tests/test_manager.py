@@ -273,3 +273,27 @@ def test_loads_report_progress_and_are_counted_and_failures_too(models_dir, isol
     assert _value(manager, "llamaslots_model_load_failures_total", model="broken") == 1
     assert _value(manager, "llamaslots_model_load_duration_seconds_count", model="alpha") == 1
     assert _value(manager, "llamaslots_models_loaded") == 0
+
+
+def test_takes_now_says_whether_acquire_would_return_at_once(models_dir):
+    # The request path skips its wait-or-disconnect race when the model takes requests now: takes_now() must
+    # be False wherever acquire() could wait.
+    async def main():
+        m = manager_for(models_dir, isolation="thread")
+        try:
+            assert not m.takes_now("alpha")  # not loaded: acquire loads it
+            await ask(m, "alpha")
+            assert m.takes_now("alpha")
+            assert not m.takes_now("beta")
+            async with m._state:  # a load, swap or shutdown is deciding
+                assert not m.takes_now("alpha")
+            m._handles["alpha"].draining = True  # a swap waits for it to finish
+            assert not m.takes_now("alpha")
+            m._handles["alpha"].draining = False
+            with pytest.raises(ModelNotFound):
+                m.takes_now("no-such-model")
+        finally:
+            await m.aclose()
+        assert not m.takes_now("alpha")
+
+    asyncio.run(main())

@@ -124,6 +124,10 @@ class FakeManager:
             raise ModelNotFound(name)
         return self.handles[name].config
 
+    def takes_now(self, name: str | None) -> bool:
+        # As ModelManager: acquire would not wait (no load failure, no swap under way).
+        return name not in self.load_failures and self.load_gate is None
+
     @asynccontextmanager
     async def acquire(self, name: str) -> AsyncIterator[FakeHandle]:
         if name in self.load_failures:
