@@ -14,6 +14,7 @@ import string
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
+from compat.chat_request import function_mode
 from compat.errors import RequestError
 from compat.gotemplate import goregex
 from compat.json_schema_grammar import GrammarBuilder, SchemaGrammarError, _literal
@@ -71,12 +72,16 @@ def _tool(raw: Any, where: str) -> Tool:
 
 def tool_request(body: dict) -> ToolRequest | None:
     """The request's tools and choice, checked; None when it has none. A choice the tools cannot
-    satisfy (a named function that is not there, `required` without tools) is a RequestError."""
+    satisfy (a named function that is not there, `required` without tools) is a RequestError.
+
+    The choice is read by compat.chat_request.function_mode, the one decoder of tool_choice and
+    function_call, which the prompt is built from too: the grammar and the prompt never disagree
+    about which function is asked for."""
     tools_raw, functions_raw = body.get("tools"), body.get("functions")
+    mode, name = _choice(body)
     if tools_raw is None and functions_raw is None:
-        choice = body.get("tool_choice") or body.get("function_call")
-        if choice not in (None, "none", "auto"):
-            raise RequestError("tool_choice asks for a tool call, but the request has no tools")
+        if mode not in ("none", "auto"):
+            raise RequestError(f"{_choice_field(body)} asks for a tool call, but the request has no tools")
         return None
     tools: list[Tool] = []
     if tools_raw is not None:
@@ -95,33 +100,40 @@ def tool_request(body: dict) -> ToolRequest | None:
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise RequestError(f"tools: the name {sorted(dup)[0]!r} is used twice")
-    mode, name = _choice(body.get("tool_choice") if not legacy else body.get("function_call"),
-                         "function_call" if legacy else "tool_choice")
     if mode in ("required", "named") and not tools:
-        raise RequestError("tool_choice asks for a tool call, but the request's tool list is empty")
+        raise RequestError(f"{_choice_field(body)} asks for a tool call, but the request's tool list is empty")
     if mode == "named" and name not in names:
-        raise RequestError(f"tool_choice names the function {name!r}, which is not in the request's tools "
-                           f"({', '.join(names) or 'none'})")
+        raise RequestError(f"{_choice_field(body)} names the function {name!r}, which is not in the request's "
+                           f"tools ({', '.join(names) or 'none'})")
     parallel = body.get("parallel_tool_calls", True)
     if not isinstance(parallel, bool):
         raise RequestError("parallel_tool_calls must be true or false")
     return ToolRequest(tuple(tools), mode, name, parallel, legacy)
 
 
-def _choice(value: Any, field_name: str) -> tuple[Mode, str]:
-    if value is None or value == "auto":
-        return "auto", ""
-    if value in ("none", "required"):
-        return value, ""
-    if isinstance(value, str):
-        raise RequestError(f"{field_name} must be \"auto\", \"none\", \"required\" or a function, got {value!r}")
-    if isinstance(value, dict):
-        fn = value.get("function") if isinstance(value.get("function"), dict) else value
-        name = fn.get("name") if isinstance(fn, dict) else None
-        if value.get("type", "function") == "function" and isinstance(name, str) and name:
-            return "named", name
+def _choice_field(body: dict) -> str:
+    """The field that decides the choice, for error messages: tool_choice overrides function_call
+    unless it is empty or "auto" (LocalAI's order)."""
+    return "tool_choice" if body.get("tool_choice") not in (None, "", "auto") else "function_call"
+
+
+def _choice(body: dict) -> tuple[Mode, str]:
+    """function_mode's reading of the choice, as a Mode; what it cannot read is refused here
+    (LocalAI would ignore it or pass an unknown mode to the template)."""
+    chosen = function_mode(body)
+    if chosen.name:
+        return "named", chosen.name
+    if chosen.mode in ("", "auto"):
+        raw = body.get(_choice_field(body))
+        if raw is None or raw in ("", "auto"):
+            return "auto", ""
+        # An object (or LocalAI's JSON-string form of one) that names no function.
+    elif chosen.mode in ("none", "required"):
+        return chosen.mode, ""  # type: ignore[return-value]
+    field_name = _choice_field(body)
     raise RequestError(f"{field_name} must be \"auto\", \"none\", \"required\" or "
-                       "{\"type\": \"function\", \"function\": {\"name\": ...}}")
+                       "{\"type\": \"function\", \"function\": {\"name\": ...}}, got "
+                       f"{json.dumps(body.get(field_name))[:200]}")
 
 
 # -- the model's settings -------------------------------------------------------------------------

@@ -234,3 +234,55 @@ def test_argument_regex_group_names_and_replace_function_results():
                      argument_regex=(r"(?P<k>\w+)=(?P<v>\w+)",), argument_regex_key="k", argument_regex_value="v",
                      replace_function_results=((r"CALL:\s*", ""),))
     assert parse_with_regex_rules("CALL: lookup(city=Rome)", s)[1] == [("lookup", '{"city":"Rome"}')]
+
+
+CHOICES = [
+    None, "", "auto", "none", "required", "bogus",
+    {"type": "function", "function": {"name": "get_weather"}},
+    {"type": "function", "name": "get_weather"},  # the Responses API's flat shape
+    {"function": {"name": "get_weather"}},  # no type: LocalAI's prompt ignores it
+    {"type": "function", "function": {"name": "nope"}},
+    {"type": "function"},
+    json.dumps({"type": "function", "function": {"name": "get_weather"}}),  # LocalAI's JSON-string form
+    "{not json",
+]
+FUNCTION_CALLS = [None, "none", "auto", {"name": "get_weather"}, {"name": 5}]
+
+
+@pytest.mark.parametrize("tools_field", ["tools", "functions"])
+@pytest.mark.parametrize("tool_choice", CHOICES)
+@pytest.mark.parametrize("function_call", FUNCTION_CALLS)
+def test_the_checked_choice_is_the_one_the_prompt_is_built_with(tools_field, tool_choice, function_call):
+    # The prompt (compat.prompt, LocalAI's rules) filters the functions by function_mode; the
+    # grammar follows tool_request. Wherever a request is accepted they must agree.
+    from compat.chat_request import function_mode
+
+    body: dict = {tools_field: [WEATHER] if tools_field == "tools" else [WEATHER["function"]]}
+    if tool_choice is not None:
+        body["tool_choice"] = tool_choice
+    if function_call is not None:
+        body["function_call"] = function_call
+    try:
+        r = tool_request(body)
+    except RequestError as exc:
+        assert "tool_choice" in str(exc) or "function_call" in str(exc)
+        return
+    assert r is not None
+    prompt_side = function_mode(body)
+    assert r.name == prompt_side.name
+    assert r.mode == ("named" if prompt_side.name else prompt_side.mode or "auto")
+
+
+def test_a_named_choice_in_function_call_or_a_json_string_is_honoured():
+    assert tool_request({"tools": [WEATHER], "function_call": {"name": "get_weather"}}).mode == "named"
+    as_string = json.dumps({"type": "function", "function": {"name": "get_weather"}})
+    assert tool_request({"tools": [WEATHER], "tool_choice": as_string}).name == "get_weather"
+    # tool_choice overrides function_call unless it is empty or "auto" (LocalAI's order).
+    assert tool_request({"functions": [WEATHER["function"]], "tool_choice": "none",
+                         "function_call": {"name": "get_weather"}}).mode == "none"
+    with pytest.raises(RequestError, match="tool_choice must be"):
+        tool_request({"tools": [WEATHER], "tool_choice": {"function": {"name": "get_weather"}}})
+    with pytest.raises(RequestError, match="function_call names the function 'nope'"):
+        tool_request({"tools": [WEATHER], "function_call": {"name": "nope"}})
+    with pytest.raises(RequestError, match="function_call asks for a tool call, but the request has no tools"):
+        tool_request({"function_call": {"name": "get_weather"}})
