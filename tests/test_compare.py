@@ -151,6 +151,11 @@ def test_detectors_on_their_own():
     assert kinds(ans("Fine.")) == [] and kinds(ans("東京です。")) == [] and kinds(ans("Done! 🦙")) == []
     assert kinds(ans("the temples, the")) == ["truncated_stop"]
     assert kinds(ans("京都の魅力は")) == ["truncated_stop"]
+    # A list, a heading or a table ends without a full stop and is not cut.
+    assert kinds(ans("Cities:\n- Paris\n- London")) == [] and kinds(ans("1. Kyoto\n2) Nara")) == []
+    assert kinds(ans("Intro.\n## Sights")) == [] and kinds(ans("| a | b")) == []
+    assert kinds(ans("Cities:\n- Paris is the capital of France and the seat of the")) == ["truncated_stop"]
+    assert kinds(ans("Cities:\n- Paris.\nThe next one is")) == ["truncated_stop"]
     assert kinds(ans('{"a": 1')) == [] or kinds(ans('{"a": 1'), wants_json=True) == []
     assert kinds(ans("Answer 42"), wants_json=True) == [] and kinds(ans("The answer is 42")) == []
     assert kinds(ans("ok.<|im_end|>")) == ["leaked_token"]

@@ -1,6 +1,8 @@
 """What is wrong with an answer: the field note's failures (leaked tokens, cut answers, errors) as typed findings."""
 from __future__ import annotations
 
+import re
+
 import unicodedata
 from dataclasses import dataclass
 from typing import Iterable, Optional
@@ -96,9 +98,18 @@ def answer_findings(answer: Answer, *, special_tokens: Iterable[str] = (), wants
     return out
 
 
+# A short list item, heading or table row needs no full stop ("- Paris", "2) Kyoto", "## Sights");
+# a long one ending in a letter is judged like a sentence.
+_UNPUNCTUATED_LINE = re.compile(r"\s*(?:[-*+•]\s|\d{1,3}[.)]\s|#{1,6}\s|\|)")
+_SHORT_LINE_WORDS = 8
+
+
 def _ends_mid_sentence(text: str) -> bool:
     last = text.rstrip()[-1]
     if last in _CLOSERS:
+        return False
+    last_line = text.rstrip().rsplit("\n", 1)[-1]
+    if _UNPUNCTUATED_LINE.match(last_line) and len(last_line.split()) <= _SHORT_LINE_WORDS:
         return False
     # A letter: the sentence did not end. A number may end a right answer ("... is 42").
     return unicodedata.category(last)[0] == "L"
