@@ -210,12 +210,10 @@ def test_unique_pieces_splits_repeats_and_keeps_the_text():
         unique_pieces("hi ")
 
 
-def test_realistic_model_is_fast_and_about_38_mb(realistic_gguf, tmp_path):
-    started = time.monotonic()
+def test_realistic_model_is_about_38_mb_and_the_same_every_time(realistic_gguf, tmp_path):
+    # (How long it takes is not asserted: a timed test fails on a slow CI machine, not on a bug.)
     path = write_gguf(ggufgen.realistic_random_spec(), tmp_path / "bench.gguf")
-    elapsed = time.monotonic() - started
     assert 36_000_000 < path.stat().st_size < 40_000_000
-    assert elapsed < 30, f"realistic model took {elapsed:.1f}s"
     assert _md5(path) == _md5(realistic_gguf)
     r = GGUFReader(path)
     assert _field(r, "llama.vocab_size") == 8192
