@@ -102,11 +102,29 @@ class ReasoningSplitter:
         self._after_block = False
         self._any_reasoning = False
         self._ws = ""  # whitespace held inside a block (trailing, maybe before its end)
+        # Where the blocks are in the text fed so far, markers included: (start, end), the
+        # last one open (end None) while inside. Reasoning tokens are counted against them.
+        self.fed = 0
+        self._base = 0  # position of _buf[0] in the text fed
+        self.blocks: list[tuple[int, int | None]] = [(0, None)] if inside is not None else []
+
+    def _advance(self, n: int) -> None:
+        self._buf = self._buf[n:]
+        self._base += n
+
+    def reasoning_share(self, start: int, end: int) -> float:
+        """How much of the fed text [start, end) lies in reasoning blocks (0..1); an empty range
+        counts as reasoning when it sits inside a block."""
+        if end <= start:
+            return 1.0 if any(a <= start and (b is None or start < b) for a, b in self.blocks) else 0.0
+        inside = sum(max(0, min(end, b if b is not None else end) - max(start, a)) for a, b in self.blocks)
+        return inside / (end - start)
 
     def feed(self, text: str) -> tuple[str, str]:
         if not self.settings.split:
             return "", text
         self._buf += text
+        self.fed += len(text)
         return self._drain(final=False)
 
     def finish(self) -> tuple[str, str]:
@@ -122,33 +140,34 @@ class ReasoningSplitter:
                 pos = self._buf.find(self._end)
                 if pos >= 0:
                     self._think(self._buf[:pos], reasoning, closing=True)
-                    self._buf = self._buf[pos + len(self._end):]
+                    self._advance(pos + len(self._end))
+                    self.blocks[-1] = (self.blocks[-1][0], self._base)
                     self._end = None
                     self._after_block = True
                     continue
                 keep = 0 if final else _partial(self._buf, (self._end,))
                 self._think(self._buf[:len(self._buf) - keep], reasoning, closing=False)
-                self._buf = self._buf[len(self._buf) - keep:]
+                self._advance(len(self._buf) - keep)
                 break
             if self._after_block:
                 stripped = self._buf.lstrip(_SPACE)
+                self._advance(len(self._buf) - len(stripped))
                 if not stripped and not final:
-                    self._buf = ""
                     break
-                self._buf = stripped
                 self._after_block = False
                 continue
             hit = self._first_start()
             if hit is not None:
                 pos, start, end = hit
                 content.append(self._buf[:pos])
-                self._buf = self._buf[pos + len(start):]
+                self.blocks.append((self._base + pos, None))
+                self._advance(pos + len(start))
                 self._end = end
                 self._at_block_start = True
                 continue
             keep = 0 if final else _partial(self._buf, tuple(s for s, _ in self.settings.tag_pairs))
             content.append(self._buf[:len(self._buf) - keep])
-            self._buf = self._buf[len(self._buf) - keep:]
+            self._advance(len(self._buf) - keep)
             break
         out_reasoning = "".join(reasoning) if self.settings.keep else ""
         return out_reasoning, "".join(content)

@@ -38,6 +38,8 @@ def test_text_input_gives_reasoning_then_message(client):
     u = r.usage
     assert u.input_tokens > 0 and u.output_tokens > 0 and u.total_tokens == u.input_tokens + u.output_tokens
     assert u.input_tokens_details.cached_tokens + u.input_tokens_details.cache_write_tokens == u.input_tokens
+    # " Let", " me", " think.", "</think>" (the template opened <think>), then " Four.".
+    assert (u.output_tokens_details.reasoning_tokens, u.output_tokens) == (4, 5)
 
 
 def test_stream_helper_accumulates_the_same_answer(client):

@@ -2,6 +2,7 @@
 written as stream chunks or as one message. Stream and non-stream go through the same pipeline."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Union
@@ -11,7 +12,7 @@ from compat.reasoning import ReasoningSettings, ReasoningSplitter
 from compat.tool_calls import CallArguments, CallStart, ContentDelta, ToolCallParser
 from server.api.schemas import UsageInfo
 from server.api.streaming import wire_json
-from server.engine.types import Finished, TextDelta, TokenLogprob
+from server.engine.types import Finished, TextDelta, TokenLogprob, Usage
 
 
 @dataclass(frozen=True)
@@ -32,25 +33,50 @@ class ChoicePipeline:
         self._prefix = prefix
         self._reasoning = ReasoningSplitter(reasoning, inside) if reasoning is not None else None
         self._tools = tools
+        # Sampled tokens against the splitter's text: (start, end, tokens) per stretch of text
+        # (tokens whose text an earlier stage holds back go with the text once it comes).
+        self._token_spans: list[tuple[int, int, int]] = []
+        self._tokens_waiting = 0
 
     @property
     def has_calls(self) -> bool:
         return bool(self._tools and self._tools.calls)
 
-    def feed(self, text: str) -> list[Piece]:
+    def feed(self, text: str, n_tokens: int = 1) -> list[Piece]:
         if self._prefix:
             text, self._prefix = self._prefix + text, ""
-        return self._stages(self._post.feed(text), final=False)
+        return self._stages(self._post.feed(text), final=False, n_tokens=n_tokens)
 
     def finish(self) -> list[Piece]:
         tail = self._prefix + self._post.finish()
         self._prefix = ""
         return self._stages(tail, final=True)
 
-    def _stages(self, text: str, final: bool) -> list[Piece]:
+    @property
+    def reasoning_tokens(self) -> int | None:
+        """Sampled tokens whose text fell in reasoning blocks (markers included), shared out by
+        characters where a delta straddles a marker; None where reasoning is not split. A
+        post-processing stage that holds text back (trimsuffix, a cutstring) moves its tokens
+        to where the text comes out, so near a marker the count is off by at most that much."""
+        splitter = self._reasoning
+        if splitter is None or not splitter.settings.split:
+            return None
+        return round(sum(n * splitter.reasoning_share(a, b) for a, b, n in self._token_spans))
+
+    def counted(self, usage: Usage) -> Usage:
+        """The engine's usage with this reply's reasoning tokens (once the reply is finished)."""
+        n = self.reasoning_tokens
+        return usage if n is None else dataclasses.replace(usage, reasoning_tokens=min(n, usage.completion_tokens))
+
+    def _stages(self, text: str, final: bool, n_tokens: int = 0) -> list[Piece]:
         out: list[Piece] = []
         content = text
         if self._reasoning is not None:
+            self._tokens_waiting += n_tokens
+            if text or final:
+                start = self._reasoning.fed
+                self._token_spans.append((start, start + len(text), self._tokens_waiting))
+                self._tokens_waiting = 0
             r, content = self._reasoning.feed(text)
             if final:
                 r2, c2 = self._reasoning.finish()
@@ -138,7 +164,7 @@ class ChatWriter:
         return out
 
     def delta(self, d: TextDelta) -> list[str]:
-        return self._pieces(self.pipeline.feed(d.text), d.logprobs)
+        return self._pieces(self.pipeline.feed(d.text, d.n_tokens), d.logprobs)
 
     def finish(self, finished: Finished) -> list[str]:
         out = self._pieces(self.pipeline.finish(), ())
@@ -174,7 +200,7 @@ class ChatAnswer:
                 self.calls[p.index]["function"]["arguments"] += p.text
 
     def feed(self, d: TextDelta) -> None:
-        self._take(self.pipeline.feed(d.text))
+        self._take(self.pipeline.feed(d.text, d.n_tokens))
         self.token_logprobs.extend(d.logprobs)
 
     def choice(self, index: int, finished: Finished) -> dict:
@@ -247,7 +273,7 @@ class CompletionWriter:
         return []
 
     def delta(self, d: TextDelta) -> list[str]:
-        text = "".join(p.text for p in self.pipeline.feed(d.text) if isinstance(p, ContentDelta))
+        text = "".join(p.text for p in self.pipeline.feed(d.text, d.n_tokens) if isinstance(p, ContentDelta))
         lp = self.logprobs.add(d.logprobs) if self.logprobs is not None else None
         return [self._chunk(text, lp)] if text or lp else []
 

@@ -13,8 +13,10 @@ import anyio
 from starlette.requests import Request
 
 
+from server.api.answers import ChoicePipeline
 from server.api.errors import ClientDisconnected, unexpected_error
 from server.api.schemas import (
+    CompletionTokensDetails,
     PromptTokensDetails,
     UsageInfo,
 )
@@ -41,6 +43,8 @@ def usage_info(usage: Usage) -> UsageInfo:
         completion_tokens=usage.completion_tokens,
         total_tokens=usage.total_tokens,
         prompt_tokens_details=PromptTokensDetails(cached_tokens=usage.cached_tokens),
+        completion_tokens_details=(CompletionTokensDetails(reasoning_tokens=usage.reasoning_tokens)
+                                   if usage.reasoning_tokens is not None else None),
     )
 
 
@@ -123,10 +127,12 @@ def combined_usage(usages: list[Usage], per_prompt: int = 1) -> Usage:
     """Usage of choices laid out prompt by prompt, `per_prompt` (n) each: OpenAI counts each
     prompt once and the completions of every choice."""
     firsts = usages[::per_prompt]
+    reasoning = [u.reasoning_tokens for u in usages if u.reasoning_tokens is not None]
     return Usage(
         sum(u.prompt_tokens for u in firsts),
         sum(u.completion_tokens for u in usages),
         sum(u.cached_tokens for u in firsts),
+        sum(reasoning) if reasoning else None,
     )
 
 
@@ -181,6 +187,8 @@ Frame = Union[str, NamedEvent]
 class ReplyWriter(Protocol):
     """One choice's stream events."""
 
+    pipeline: "ChoicePipeline"  # what the reply went through (its reasoning tokens are counted there)
+
     def opening(self) -> Sequence[Frame]: ...
 
     def delta(self, d: TextDelta) -> Sequence[Frame]: ...
@@ -223,7 +231,7 @@ async def _choice_stream(
                     return
                 for chunk in writer.finish(event):
                     yield _sse(chunk)
-                yield _End(index, event.usage)
+                yield _End(index, writer.pipeline.counted(event.usage))
                 return
             elif isinstance(event, Failed):
                 yield _Error(event.error)

@@ -305,13 +305,14 @@ async def chat_completions(request: Request) -> Response:
             return held.stream(events)
         results = await held.collect(choices)
 
-    answers = []
+    answers, usages = [], []
     for i, r in enumerate(results):
         answer = ChatAnswer(plan.pipeline(config), logprobs, plan.legacy)
         for d in r.deltas:
             answer.feed(d)
         answers.append(answer.choice(i, r.finished))
-    usage = held.reported(combined_usage([r.finished.usage for r in results], n))
+        usages.append(answer.pipeline.counted(r.finished.usage))
+    usage = held.reported(combined_usage(usages, n))
     return JSONResponse({"id": reply.id, "object": "chat.completion", "created": reply.created, "model": reply.model,
                          "choices": answers, "usage": usage.model_dump(mode="json")})
 
@@ -346,7 +347,7 @@ async def create_response(request: Request) -> Response:
     for d in result.deltas:
         writer.delta(d)
     writer.finish(result.finished)
-    writer.usage(held.reported(result.finished.usage))
+    writer.usage(held.reported(writer.pipeline.counted(result.finished.usage)))
     return JSONResponse(writer.final)
 
 
@@ -406,7 +407,7 @@ async def completions(request: Request) -> Response:
         pipe, lp = pipeline(i), logprobs(i)
         text = ""
         for d in r.deltas:
-            text += "".join(p.text for p in pipe.feed(d.text) if isinstance(p, ContentDelta))
+            text += "".join(p.text for p in pipe.feed(d.text, d.n_tokens) if isinstance(p, ContentDelta))
             if lp is not None:
                 lp.add(d.logprobs)
         text += "".join(p.text for p in pipe.finish() if isinstance(p, ContentDelta))

@@ -268,13 +268,13 @@ def output_logprobs(items: list[TokenLogprob] | tuple[TokenLogprob, ...], top: i
 
 def response_usage(usage: UsageInfo) -> dict[str, Any]:
     cached = usage.prompt_tokens_details.cached_tokens if usage.prompt_tokens_details else 0
+    details = usage.completion_tokens_details
     return {
         "input_tokens": usage.prompt_tokens,
         # Every prompt token not found in a slot's cache is decoded and stays cached for the next turn.
         "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": usage.prompt_tokens - cached},
         "output_tokens": usage.completion_tokens,
-        # Not counted: the engine does not tell which tokens a reasoning block took.
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": details.reasoning_tokens if details else 0},
         "total_tokens": usage.total_tokens,
     }
 
@@ -404,7 +404,7 @@ class ResponseWriter:
 
     def delta(self, d: TextDelta) -> list[NamedEvent]:
         self._pending += d.logprobs
-        return self._pieces(self.pipeline.feed(d.text))
+        return self._pieces(self.pipeline.feed(d.text, d.n_tokens))
 
     def finish(self, finished: Finished) -> list[NamedEvent]:
         out = self._pieces(self.pipeline.finish()) + self._close()

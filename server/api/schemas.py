@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 # Requests keep unknown fields (extra="allow"): LocalAI ignores them, we ignore them too but
 # log them with a did-you-mean, and the request dict handed to compat keeps every key.
@@ -159,11 +159,26 @@ class PromptTokensDetails(_Response):
     cached_tokens: int = 0
 
 
+class CompletionTokensDetails(_Response):
+    reasoning_tokens: int = 0
+
+
 class UsageInfo(_Response):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
     prompt_tokens_details: Optional[PromptTokensDetails] = None
+    # Only where the reply's reasoning is split from its content (OpenAI's field; vLLM and
+    # LightLLM report it the same way).
+    completion_tokens_details: Optional[CompletionTokensDetails] = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_details(self, handler: Any) -> dict[str, Any]:
+        # Absent, not null, where there is no count (every answer without a reasoning split).
+        out = handler(self)
+        if out.get("completion_tokens_details") is None:
+            out.pop("completion_tokens_details", None)
+        return out
 
 
 class AssistantMessage(_Response):

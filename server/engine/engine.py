@@ -150,7 +150,9 @@ class Engine:
 
     def _send(self, job: Job, event: Event) -> None:
         if isinstance(event, TextDelta):
-            self._texts.append((job.rid, event.text, event.logprobs) if event.logprobs else (job.rid, event.text))
+            # The common case travels as (rid, text): one token, no logprobs.
+            self._texts.append((job.rid, event.text) if event.n_tokens == 1 and not event.logprobs
+                               else (job.rid, event.text, event.logprobs, event.n_tokens))
         else:
             self._ends.append((job.rid, event))
 
@@ -159,7 +161,8 @@ class Engine:
         assert job.assembler is not None
         items = job.assembler.take_released()
         if text or items:
-            self._send(job, TextDelta(text, tuple(items)))  # type: ignore[arg-type]
+            self._send(job, TextDelta(text, tuple(items), job.n_unsent))  # type: ignore[arg-type]
+            job.n_unsent = 0
 
     def _handle(self, cmd: Command) -> None:
         if isinstance(cmd, Submit):
@@ -475,6 +478,7 @@ class Engine:
             self._finish(slot, "stop")
             return
         job.n_generated += 1
+        job.n_unsent += 1
         assert job.assembler is not None
         text = job.assembler.feed(self.rt.piece(tok, special=tok in job.visible), logprob)
         if text or job.assembler.released:

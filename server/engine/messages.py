@@ -107,7 +107,7 @@ class StepEvents:
     request's text of a step comes before its end, so `texts` are delivered before `ends`.
     """
 
-    texts: list[tuple] = field(default_factory=list)  # (rid, text) or (rid, text, logprobs)
+    texts: list[tuple] = field(default_factory=list)  # (rid, text) or (rid, text, logprobs, n_tokens)
     ends: list[tuple[int, Event]] = field(default_factory=list)
     stats: StepStats | None = None
 

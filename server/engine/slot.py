@@ -31,6 +31,8 @@ class Job:
     n_fed: int = 0
     n_cached: int = 0
     n_generated: int = 0
+    # Tokens accepted since the last text went out (the next TextDelta carries their count).
+    n_unsent: int = 0
     # Token sampled last step, fed at position len(slot.cache) in the next batch.
     pending_token: int | None = None
     # Row in the current batch whose logits this job samples; -1 when none.

@@ -36,6 +36,9 @@ class TextDelta:
 
     text: str
     logprobs: tuple[TokenLogprob, ...] = ()
+    # Sampled tokens since the previous delta (held-back text comes out with a later one): the
+    # front-end counts reasoning tokens by which part of the reply a delta's text went to.
+    n_tokens: int = 1
 
 
 FinishReason = Literal["stop", "length", "cancelled"]
@@ -47,6 +50,9 @@ class Usage:
     completion_tokens: int
     # Prompt tokens reused from the slot's cache (not decoded again).
     cached_tokens: int = 0
+    # Completion tokens spent in reasoning blocks, counted by the front-end where the model's
+    # reasoning is split from its content (None: not split, the answer has no such count).
+    reasoning_tokens: int | None = None
 
     @property
     def total_tokens(self) -> int:

@@ -32,6 +32,7 @@ async def test_non_stream_shape_and_usage(client, handle):
     assert body["usage"] == {
         "prompt_tokens": 11, "completion_tokens": 2, "total_tokens": 13,
         "prompt_tokens_details": {"cached_tokens": 4},
+        "completion_tokens_details": {"reasoning_tokens": 0},  # split, and nothing in a block
     }
     # The merged params and the built prompt reached the engine.
     (req,) = handle.requests
@@ -131,6 +132,7 @@ async def test_stream_include_usage(client, handle):
     assert usage_chunk["usage"] == {
         "prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8,
         "prompt_tokens_details": {"cached_tokens": 2},
+        "completion_tokens_details": {"reasoning_tokens": 0},
     }
 
 
@@ -172,6 +174,26 @@ async def test_reply_prefix_non_stream_and_stream(client, manager):
     off = await client.post("/v1/chat/completions", json={"model": "thinker", "messages": MESSAGES,
                                                           "reasoning_effort": "none"})
     assert off.json()["choices"][0]["message"] == {"role": "assistant", "content": "<think>hmm</think>42"}
+
+
+async def test_reasoning_tokens_are_reported_stream_and_not(client, manager):
+    config = model_config("thinker", reply_prefix="<think>")
+    steps = [TextDelta("hmm", n_tokens=2), TextDelta(" ok</think>", n_tokens=2), TextDelta("42", n_tokens=1),
+             Finished("stop", Usage(7, 5))]
+    manager.handles["thinker"] = FakeHandle(config, steps)
+    r = await client.post("/v1/chat/completions", json={"model": "thinker", "messages": MESSAGES, "n": 2})
+    usage = r.json()["usage"]
+    assert usage["completion_tokens_details"] == {"reasoning_tokens": 8} and usage["completion_tokens"] == 10
+    r = await client.post("/v1/chat/completions", json={"model": "thinker", "messages": MESSAGES, "stream": True,
+                                                        "stream_options": {"include_usage": True}})
+    assert sse_events(r.text)[-2]["usage"]["completion_tokens_details"] == {"reasoning_tokens": 4}
+    # Reasoning not split (reasoning_effort none): no count, and no field.
+    off = await client.post("/v1/chat/completions", json={"model": "thinker", "messages": MESSAGES,
+                                                          "reasoning_effort": "none"})
+    assert "completion_tokens_details" not in off.json()["usage"]
+    # Completions do not split reasoning either.
+    r = await client.post("/v1/completions", json={"model": "thinker", "prompt": "x"})
+    assert "completion_tokens_details" not in r.json()["usage"]
 
 
 async def test_failed_event_non_stream_gives_its_status(client, handle):

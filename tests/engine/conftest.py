@@ -15,6 +15,7 @@ from server.engine.types import Failed, Finished, GenerateRequest, TextDelta
 @dataclass
 class Run:
     deltas: list[str] = field(default_factory=list)
+    n_tokens: list[int] = field(default_factory=list)  # each delta's
     end: Finished | Failed | None = None
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -22,6 +23,7 @@ class Run:
         if isinstance(ev, TextDelta):
             assert self.end is None, "text after the end event"
             self.deltas.append(ev.text)
+            self.n_tokens.append(ev.n_tokens)
         else:
             self.end = ev
             self.done.set()

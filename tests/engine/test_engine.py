@@ -65,6 +65,18 @@ def test_control_tokens_never_leak_and_utf8_arrives_whole(gguf_path, make_engine
     assert "中文🦙" in utf8.deltas[-1] or any("🦙" in d for d in utf8.deltas)
 
 
+def test_each_delta_carries_the_tokens_its_text_came_from(gguf_path, make_engine):
+    # Held-back text (a character split over byte tokens, the start of a stop string) goes out
+    # with a later token: that delta carries both tokens, so every token is counted once.
+    engine = make_engine(gguf_path("spm-scripted"), n_slots=2)
+    utf8 = submit(engine, "unicode", greedy(32)).wait()
+    assert sum(utf8.n_tokens) == utf8.end.usage.completion_tokens
+    assert max(utf8.n_tokens) > 1 and min(utf8.n_tokens) >= 1
+    held = submit(engine, "one", greedy(32, stop=[" three fourX"])).wait()  # never completes
+    assert held.text == " two three four five"
+    assert sum(held.n_tokens) == held.end.usage.completion_tokens and max(held.n_tokens) > 1
+
+
 def test_stop_string_split_across_tokens_is_held_back_while_streaming(gguf_path, make_engine):
     engine = make_engine(gguf_path("bpe-scripted"), n_slots=2)
     run = submit(engine, "ask", greedy(32, stop=["### Human:"])).wait()
