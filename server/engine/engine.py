@@ -114,10 +114,13 @@ class Engine:
 
     def _loop(self) -> None:
         while True:
-            try:
-                cmd: Command | None = self._commands.get(block=not self.scheduler.has_work)
-            except queue.Empty:
-                cmd = None
+            busy = self.scheduler.has_work
+            cmd: Command | None = None
+            if not (busy and self._commands.empty()):  # a step with no command raises no Empty
+                try:
+                    cmd = self._commands.get(block=not busy)
+                except queue.Empty:
+                    cmd = None
             while cmd is not None:
                 if isinstance(cmd, Stop):
                     return
@@ -140,7 +143,7 @@ class Engine:
         self._prompt_total += self._step_prompt
         self._sampled_total += self._step_generated
         stats = StepStats(
-            busy_slots=sum(1 for s in sched.slots if s.busy), waiting=len(sched.waiting),
+            busy_slots=sum(s.state is not SlotState.IDLE for s in sched.slots), waiting=len(sched.waiting),
             kv_used=sched.cells_after_plan, prompt_tokens_total=self._prompt_total,
             sampled_total=self._sampled_total,
         )

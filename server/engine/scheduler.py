@@ -14,6 +14,8 @@ from typing import Union
 
 from server.engine.slot import Job, Slot, SlotState, common_prefix_len, used_cells
 
+_IDLE = SlotState.IDLE
+
 
 @dataclass
 class BatchEntry:
@@ -162,7 +164,8 @@ class Scheduler:
 
     @property
     def has_work(self) -> bool:
-        return bool(self.waiting) or any(s.busy for s in self.slots)
+        # Asked twice a step: the state compared inline, not through Slot.busy per slot.
+        return bool(self.waiting) or any(s.state is not _IDLE for s in self.slots)
 
     def slot_of(self, job: Job) -> Slot | None:
         for s in self.slots:

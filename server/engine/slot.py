@@ -5,7 +5,7 @@ import enum
 import itertools
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from compat.params import GenerationParams
 from server.engine.detok import TextAssembler
@@ -48,12 +48,12 @@ class Job:
         return len(self.prompt) - self.n_fed
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(NamedTuple):
     """Positions [start, end) of a sequence whose KV cells were written by `origin`.
 
     A unified KV cache lets several sequences refer to the same cells (llama_memory_seq_cp);
-    two slots whose segments share an origin and a position share that cell.
+    two slots whose segments share an origin and a position share that cell. (A NamedTuple:
+    a generating slot makes a new one every step, five times faster than a frozen dataclass.)
     """
 
     origin: int
