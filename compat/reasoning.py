@@ -112,13 +112,25 @@ class ReasoningSplitter:
         self._buf = self._buf[n:]
         self._base += n
 
-    def reasoning_share(self, start: int, end: int) -> float:
-        """How much of the fed text [start, end) lies in reasoning blocks (0..1); an empty range
-        counts as reasoning when it sits inside a block."""
-        if end <= start:
-            return 1.0 if any(a <= start and (b is None or start < b) for a, b in self.blocks) else 0.0
-        inside = sum(max(0, min(end, b if b is not None else end) - max(start, a)) for a, b in self.blocks)
-        return inside / (end - start)
+    def weight_inside(self, spans: list[tuple[int, int, int]]) -> float:
+        """The weights of text spans (start, end, weight) that fall in reasoning blocks, each
+        shared by characters; an empty span counts whole when it sits inside a block. Spans come
+        in text order, as the blocks do: one sweep over both."""
+        total, i, blocks = 0.0, 0, self.blocks
+        for start, end, weight in spans:
+            while i < len(blocks) and blocks[i][1] is not None and blocks[i][1] <= start:
+                i += 1  # blocks that end before this span cannot hold any later span either
+            if end <= start:
+                if i < len(blocks) and blocks[i][0] <= start:
+                    total += weight
+                continue
+            inside, j = 0, i
+            while j < len(blocks) and blocks[j][0] < end:
+                b_end = blocks[j][1]
+                inside += max(0, min(end, b_end if b_end is not None else end) - max(start, blocks[j][0]))
+                j += 1
+            total += weight * inside / (end - start)
+        return total
 
     def feed(self, text: str) -> tuple[str, str]:
         if not self.settings.split:

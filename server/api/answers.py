@@ -61,7 +61,7 @@ class ChoicePipeline:
         splitter = self._reasoning
         if splitter is None or not splitter.settings.split:
             return None
-        return round(sum(n * splitter.reasoning_share(a, b) for a, b, n in self._token_spans))
+        return round(splitter.weight_inside(self._token_spans))
 
     def counted(self, usage: Usage) -> Usage:
         """The engine's usage with this reply's reasoning tokens (once the reply is finished)."""

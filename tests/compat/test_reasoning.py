@@ -75,3 +75,38 @@ def test_a_partial_marker_is_held_back_while_streaming():
     assert s.feed("ink>why") == ("why", "")
     assert s.feed("</thi") == ("", "")
     assert s.feed("nk> done") == ("", "done")
+
+
+def _brute_weight(blocks, spans):
+    total = 0.0
+    for start, end, w in spans:
+        if end <= start:
+            total += w if any(a <= start and (b is None or start < b) for a, b in blocks) else 0
+        else:
+            inside = sum(max(0, min(end, b if b is not None else end) - max(start, a)) for a, b in blocks)
+            total += w * inside / (end - start)
+    return total
+
+
+def test_weight_inside_sweeps_to_what_span_by_span_gives():
+    # ReasoningSplitter.weight_inside (reasoning tokens) in one sweep equals the plain definition.
+    from compat.reasoning import ReasoningSettings
+
+    rng = random.Random(7)
+    for _ in range(300):
+        s = ReasoningSplitter(ReasoningSettings())
+        pos, blocks = 0, []
+        for _ in range(rng.randrange(0, 6)):
+            a = pos + rng.randrange(0, 5)
+            b = a + rng.randrange(1, 8)
+            blocks.append((a, b))
+            pos = b
+        if blocks and rng.random() < 0.3:
+            blocks[-1] = (blocks[-1][0], None)
+        s.blocks = blocks
+        spans, p = [], 0
+        for _ in range(rng.randrange(0, 12)):
+            q = p + rng.randrange(0, 6)
+            spans.append((p, q, rng.randrange(0, 4)))
+            p = q
+        assert abs(s.weight_inside(spans) - _brute_weight(blocks, spans)) < 1e-9, (blocks, spans)
