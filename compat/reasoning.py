@@ -118,7 +118,7 @@ class ReasoningSplitter:
         in text order, as the blocks do: one sweep over both."""
         total, i, blocks = 0.0, 0, self.blocks
         for start, end, weight in spans:
-            while i < len(blocks) and blocks[i][1] is not None and blocks[i][1] <= start:
+            while i < len(blocks) and (block_end := blocks[i][1]) is not None and block_end <= start:
                 i += 1  # blocks that end before this span cannot hold any later span either
             if end <= start:
                 if i < len(blocks) and blocks[i][0] <= start:
