@@ -33,6 +33,8 @@ class TextAssembler:
     def __init__(self, stops: tuple[str, ...] | list[str] = ()):
         self._stops = tuple(s for s in stops if s)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        # Whether the decoder holds the first bytes of a character (then every piece goes through it).
+        self._decoding = False
         self._text = ""
         self._sent = 0
         self.stopped: StopHit | None = None
@@ -55,8 +57,18 @@ class TextAssembler:
         safe to send (may be "")."""
         if self.stopped is not None:
             return ""
+        if not (self._stops or self._pending or self._decoding) and item is None:
+            # The common case, once per token: no stop strings, no logprobs, whole characters.
+            try:
+                new = piece.decode("utf-8")
+            except UnicodeDecodeError:
+                pass  # part of a character (or invalid): the incremental decoder below
+            else:
+                self._text += new
+                return self._flush_to(len(self._text))
         before = len(self._text)
         self._text += self._decoder.decode(piece)
+        self._decoding = bool(self._decoder.getstate()[0])
         if item is not None:
             self._pending.append((before, len(self._text), item))
         hit = self._find_stop(before)

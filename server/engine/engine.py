@@ -143,7 +143,8 @@ class Engine:
         self._prompt_total += self._step_prompt
         self._sampled_total += self._step_generated
         stats = StepStats(
-            busy_slots=sum(s.state is not SlotState.IDLE for s in sched.slots), waiting=len(sched.waiting),
+            busy_slots=len(sched.slots) - [s.state for s in sched.slots].count(SlotState.IDLE),
+            waiting=len(sched.waiting),
             kv_used=sched.cells_after_plan, prompt_tokens_total=self._prompt_total,
             sampled_total=self._sampled_total,
         )
@@ -153,15 +154,23 @@ class Engine:
 
     def _send(self, job: Job, event: Event) -> None:
         if isinstance(event, TextDelta):
-            # The common case travels as (rid, text): one token, no logprobs.
-            self._texts.append((job.rid, event.text) if event.n_tokens == 1 and not event.logprobs
-                               else (job.rid, event.text, event.logprobs, event.n_tokens))
+            self._push_text(job.rid, event.text, event.logprobs, event.n_tokens)
         else:
             self._ends.append((job.rid, event))
+
+    def _push_text(self, rid: int, text: str, logprobs: tuple = (), n_tokens: int = 1) -> None:
+        # The common case travels as (rid, text): one token, no logprobs (StepEvents.events).
+        self._texts.append((rid, text) if n_tokens == 1 and not logprobs else (rid, text, logprobs, n_tokens))
 
     def _send_text(self, job: Job, text: str) -> None:
         """Text and the log-probabilities of the tokens it came from."""
         assert job.assembler is not None
+        if not job.assembler.released:
+            # The common case (no logprobs), once per token: the wire's (rid, text) directly.
+            if text:
+                self._push_text(job.rid, text, (), job.n_unsent)
+                job.n_unsent = 0
+            return
         items = job.assembler.take_released()
         if text or items:
             self._send(job, TextDelta(text, tuple(items), job.n_unsent))  # type: ignore[arg-type]
@@ -299,8 +308,7 @@ class Engine:
         if rc != 0:
             self._on_decode_error(rc, entries)
             return
-        self._step_prompt += sum(len(e.tokens) for e in entries if e.slot.state is SlotState.PROMPT)
-        sched.update_from_output(entries)
+        self._step_prompt += sched.update_from_output(entries)
         self._sample([e for e in entries if e.output and e.slot.job is not None])
 
     def _execute(self, ops: list[Op]) -> bool:

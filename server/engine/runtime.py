@@ -25,6 +25,9 @@ _GGML_WARN, _GGML_ERROR = 3, 4
 _LOG_LOCK = threading.Lock()
 _LLAMA_LOG = logging.getLogger("llamaslots.llama_cpp")
 _partial_line: list[str] = []
+# llama_get_logits returning the address as an int: llama_cpp's binding returns a float
+# pointer, whose address takes a ctypes.cast per step to read.
+_logits_address = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)(("llama_get_logits", lc.llama_cpp._lib))
 
 
 @lc.llama_log_callback
@@ -320,11 +323,14 @@ class LlamaRuntime:
     def logits(self, n_outputs: int) -> np.ndarray:
         """The step's logits, one row per output row of the batch, in batch order (a view of
         llama.cpp's buffer, valid until the next decode)."""
-        ptr = lc.llama_get_logits(self.ctx)
-        key = (ctypes.cast(ptr, ctypes.c_void_p).value, n_outputs)
+        address = _logits_address(self.ctx)
+        key = (address, n_outputs)
         view = self._logits_views.get(key)
         if view is None:
-            view = np.ctypeslib.as_array(ptr, shape=(n_outputs, self.n_vocab))
+            if not address or n_outputs <= 0:
+                raise EngineFailed("llama.cpp has no logits for this step")
+            floats = (ctypes.c_float * (n_outputs * self.n_vocab)).from_address(address)
+            view = np.ctypeslib.as_array(floats).reshape(n_outputs, self.n_vocab)
             if len(self._logits_views) > 64:
                 self._logits_views.clear()
             self._logits_views[key] = view

@@ -15,6 +15,8 @@ from typing import Union
 from server.engine.slot import Job, Slot, SlotState, common_prefix_len, used_cells
 
 _IDLE = SlotState.IDLE
+_PROMPT = SlotState.PROMPT
+_GENERATING = SlotState.GENERATING
 
 
 @dataclass
@@ -197,13 +199,30 @@ class Scheduler:
     # -- one step ---------------------------------------------------------------------------
     def schedule(self, now: float) -> SchedulerOutput:
         out = SchedulerOutput()
-        # Each part first checks, cheaply, whether it has anything to do: this runs every step.
         if self.waiting:
             self._admit(out.ops, now)
-        self._forks(out.ops)
-        self._offload_idle(out.ops)
-        self._make_room(out.ops)
-        out.batch = self.plan()
+        # This runs every step: one pass over the slots tells which of the checks below have
+        # anything to do, and what the room check needs when nothing changed before it.
+        forks = idle_cache = False
+        n_gen = prompt_need = 0
+        for s in self.slots:
+            state = s.state
+            if state is _GENERATING:
+                n_gen += 1
+            elif state is _IDLE:
+                if s.cache:
+                    idle_cache = True
+            elif state is _PROMPT:
+                if s.job is not None:
+                    prompt_need += s.job.remaining_prompt()
+            else:
+                forks = True
+        if forks:
+            self._forks(out.ops)
+        if idle_cache:
+            self._offload_idle(out.ops)
+        census = None if (out.ops or forks) else (n_gen, prompt_need)
+        out.batch = self.plan(self._make_room(out.ops, census))
         return out
 
     def _offload_idle(self, ops: list[Op]) -> None:
@@ -437,24 +456,30 @@ class Scheduler:
         victim.clear()
         ops.append(Preempt(job, victim))
 
-    def _make_room(self, ops: list[Op]) -> None:
-        """Unified cache: cells for this step, taken from idle caches before anyone's work."""
+    def _make_room(self, ops: list[Op], census: tuple[int, int] | None = None) -> int | None:
+        """Unified cache: cells for this step, taken from idle caches before anyone's work.
+        `census` is (generating slots, prompt tokens still to decode) when the caller counted
+        them already. Returns the cells in use when it changed nothing (the plan needs them)."""
         if not self.budget.unified:
-            return
-        n_gen = sum(1 for s in self.slots if s.state is SlotState.GENERATING)
-        prompt_need = sum(s.job.remaining_prompt() for s in self.slots
-                          if s.state is SlotState.PROMPT and s.job is not None)
+            return None
+        if census is None:
+            n_gen = sum(1 for s in self.slots if s.state is SlotState.GENERATING)
+            prompt_need = sum(s.job.remaining_prompt() for s in self.slots
+                              if s.state is SlotState.PROMPT and s.job is not None)
+        else:
+            n_gen, prompt_need = census
         want = n_gen + min(prompt_need, max(0, self.n_batch - n_gen))
-        free = self.budget.free(self.slots)
+        used = used_cells(self.slots)
+        free = self.budget.n_ctx - used
         if want <= free:
-            return  # the common case: room for the whole step
+            return used  # the common case: room for the whole step
         short = want - free
         if short > 0:
             self._reclaim_idle(ops, short, keep=set())
         while True:
             gen = [s for s in self.slots if s.state is SlotState.GENERATING]
             if not gen or len(gen) <= self.budget.free(self.slots):
-                return
+                return None
             victim = self._victim()
             assert victim is not None
             self._preempt(ops, victim)
@@ -471,20 +496,28 @@ class Scheduler:
         return ops
 
     # -- the batch --------------------------------------------------------------------------
-    def plan(self) -> list[BatchEntry]:
+    def plan(self, used: int | None = None) -> list[BatchEntry]:
         """One token for every generating slot, then prompt chunks first come first served, so
         the earliest prompt reaches its first token soonest; each prompt is chunked to the
-        batch, so running streams wait at most one step for it."""
+        batch, so running streams wait at most one step for it. `used`: the cells in use, when
+        the caller knows them."""
         entries: list[BatchEntry] = []
+        prompting: list[Slot] = []
         for s in self.slots:
-            if s.state is SlotState.GENERATING and s.job is not None and s.job.pending_token is not None:
-                entries.append(BatchEntry(s, [s.job.pending_token], len(s.cache), True))
-        used = used_cells(self.slots)
+            state, job = s.state, s.job
+            if job is None:
+                continue
+            if state is _GENERATING:
+                if job.pending_token is not None:
+                    entries.append(BatchEntry(s, [job.pending_token], len(s.cache), True))
+            elif state is _PROMPT and job.n_fed < len(job.prompt):
+                prompting.append(s)
+        if used is None:
+            used = used_cells(self.slots)
         free = self.budget.n_ctx - used if self.budget.unified else 1 << 30
         room = min(self.n_batch - len(entries), free - len(entries))
-        prompting = [s for s in self.slots
-                     if s.state is SlotState.PROMPT and s.job is not None and s.job.remaining_prompt() > 0]
-        prompting.sort(key=lambda s: s.job.arrived)  # type: ignore[union-attr]
+        if len(prompting) > 1:
+            prompting.sort(key=lambda s: s.job.arrived)  # type: ignore[union-attr]
         for s in prompting:
             if room <= 0:
                 break
@@ -504,19 +537,23 @@ class Scheduler:
         self.cells_after_plan = used + sum(len(e.tokens) for e in entries)
         return entries
 
-    def update_from_output(self, entries: list[BatchEntry]) -> None:
-        """The batch was decoded: the cells exist, prompts moved on, finished prompts generate."""
+    def update_from_output(self, entries: list[BatchEntry]) -> int:
+        """The batch was decoded: the cells exist, prompts moved on, finished prompts generate.
+        Returns how many prompt tokens the batch decoded."""
+        n_prompt = 0
         for e in entries:
             s, job = e.slot, e.slot.job
             s.extend(e.tokens)
             if job is None:
                 continue
-            if s.state is SlotState.PROMPT:
+            if s.state is _PROMPT:
+                n_prompt += len(e.tokens)
                 job.n_fed += len(e.tokens)
                 if e.output:
-                    s.state = SlotState.GENERATING
+                    s.state = _GENERATING
             else:
                 job.pending_token = None
+        return n_prompt
 
     def stats(self) -> dict:
         return {

@@ -59,3 +59,25 @@ def test_random_splits_match_whole_text_behaviour():
 def test_partial_overlap():
     assert partial_stop_overlap("abc###", "### Human") == 3
     assert partial_stop_overlap("abc", "xyz") == 0
+
+
+def test_without_stops_pieces_decode_as_one_incremental_decoder_would():
+    # Whole characters, split characters, invalid bytes and a character cut at the end: the same
+    # text as the stream decoded at once with errors="replace" (the last, incomplete one dropped).
+    rng = random.Random(7)
+    alphabet = ["a", " b", "é", "日本", "\U0001F600", "\n"]
+    for _ in range(200):
+        data = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12))).encode()
+        if rng.random() < 0.3:
+            cut = rng.randrange(len(data) + 1)
+            data = data[:cut] + b"\xff" + data[cut:]  # never valid UTF-8
+        tail = "日".encode()[:2] if rng.random() < 0.3 else b""
+        pieces, i = [], 0
+        while i < len(data):
+            k = rng.randint(1, 4)
+            pieces.append(data[i:i + k])
+            i += k
+        asm = TextAssembler()
+        out = "".join(asm.feed(p) for p in pieces + ([tail] if tail else [])) + asm.finish()
+        assert out == data.decode("utf-8", errors="replace")
+        assert asm.text == out
