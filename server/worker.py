@@ -17,7 +17,7 @@ from typing import Callable
 
 from compat.model_settings import LoadSettings
 from server.engine.client import EngineClient
-from server.engine.messages import Command, LoadFailed, LoadProgress, Message, Ready, Stop, Stopped
+from server.engine.messages import Command, LoadFailed, LoadProgress, Message, Ready, StepEvents, Stop, Stopped
 from server.errors import LlamaslotsError, ModelLoadFailed
 from server.wire import MessageReader, write_message
 
@@ -46,7 +46,7 @@ def worker_main(conn, opts: LoadSettings, name: str, log_level: int) -> None:
     def send(msg: Message) -> None:
         with send_lock:
             try:
-                write_message(fd, msg)
+                write_message(fd, msg, msg.plain() if type(msg) is StepEvents else None)
             except OSError:
                 pass  # the front-end is gone; the stop message or EOF ends us
 
@@ -90,7 +90,7 @@ class WorkerClient(EngineClient):
         self._proc.start()
         child.close()
         self._send_lock = threading.Lock()
-        self._incoming = MessageReader(self._conn.fileno())
+        self._incoming = MessageReader(self._conn.fileno(), from_plain=StepEvents.from_plain)
         deadline = time.monotonic() + load_timeout
         while True:
             if not self._incoming.pending() and not self._conn.poll(max(0.0, deadline - time.monotonic())):

@@ -90,3 +90,34 @@ def test_writing_to_a_closed_pipe_is_an_oserror():
     with a, pytest.raises(OSError):
         for _ in range(100):  # the first write may still be buffered
             write_message(a.fileno(), "x" * 100_000)
+
+
+def test_engine_steps_travel_in_plain_form_and_come_back_equal():
+    from server.engine.messages import StepEvents, StepStats
+    from server.engine.types import Finished, TokenLogprob, Usage
+
+    text_only = StepEvents([(1, "Hel"), (2, "lo", (), 3)], [], StepStats(2, 1, 40, 100, 7))
+    with_end = StepEvents([(1, "!")], [(1, Finished("stop", Usage(3, 4, 0)))], StepStats(1, 0, 41, 100, 8))
+    with_logprobs = StepEvents([(3, "a", (TokenLogprob("a", b"a", -0.5, ()),), 1)], [], StepStats())
+    sent = [text_only, with_end, with_logprobs, "a command"]
+    plain_given = []
+    a, b = _pair()
+    with a, b:
+        for m in sent:
+            plain = m.plain() if isinstance(m, StepEvents) else None
+            plain_given.append(plain is not None)
+            write_message(a.fileno(), m, plain)
+        reader = MessageReader(b.fileno(), from_plain=StepEvents.from_plain)
+        got = [reader.next() for _ in sent]
+    # Only the step that ends no request has a plain form; the one whose logprobs marshal
+    # refuses goes as a pickle; all four arrive equal, in order.
+    assert plain_given == [True, False, True, False]
+    assert got == sent
+    assert [ev for _, ev in got[0].events()] == [ev for _, ev in text_only.events()]
+
+
+def test_a_plain_message_is_read_back_by_the_readers_own_function():
+    a, b = _pair()
+    with a, b:
+        write_message(a.fileno(), object(), plain=(1, ["x"]))
+        assert MessageReader(b.fileno(), from_plain=lambda data: ("rebuilt", data)).next() == ("rebuilt", (1, ["x"]))

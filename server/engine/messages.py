@@ -117,6 +117,18 @@ class StepEvents:
     def __reduce__(self):
         return (StepEvents, (self.texts, self.ends, self.stats))
 
+    def plain(self) -> tuple | None:
+        """This step in builtin types (server.wire's fast form), when it ends no request: the
+        common step. (Text with logprobs holds objects; the wire then pickles the step.)"""
+        if self.ends or self.stats is None:
+            return None
+        return (self.texts, self.stats.__reduce__()[1])
+
+    @staticmethod
+    def from_plain(data: tuple) -> "StepEvents":
+        texts, stats = data
+        return StepEvents(texts, [], StepStats(*stats))
+
 
 @dataclass(frozen=True)
 class CallDone:
