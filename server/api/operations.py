@@ -103,7 +103,7 @@ async def _monitor(handle: ModelHandle) -> dict[str, Any]:
         out["CPUPercent"] = usage.cpu_percent
     if stats is not None:
         out.update(waiting=stats["waiting"], kv_used=stats["kv_used"], kv_size=stats["kv_size"],
-                   slots=_slots(handle, stats))
+                   cached_prompts=stats["cached_prompts"], slots=_slots(handle, stats))
     return out
 
 

@@ -15,6 +15,8 @@ from typing import Union
 from server.engine.slot import Job, Slot, SlotState, common_prefix_len, used_cells
 
 _IDLE = SlotState.IDLE
+# Host-memory prompts kept beyond the slots' own: each admission compares its prompt with all.
+MAX_CACHED_PROMPTS = 256
 _PROMPT = SlotState.PROMPT
 _GENERATING = SlotState.GENERATING
 
@@ -90,14 +92,27 @@ class Restore:
 
 @dataclass(eq=False)
 class Admit:
-    """Start `job` in `slot`: keep its first n_keep cells (own cache, or shared from
-    `share_from`), or wait for `fork_from` to decode the shared prefix first."""
+    """Start `job` in `slot`: keep its first n_keep cells (own cache, shared from `share_from`,
+    or restored from the host-memory prompt `restore_from`), or wait for `fork_from` to decode
+    the shared prefix first."""
 
     job: Job
     slot: Slot
     n_keep: int
     share_from: Slot | None = None
     fork_from: Slot | None = None
+    restore_from: "CachedPrompt | None" = None
+
+
+@dataclass(eq=False)
+class CachedPrompt:
+    """A prompt's cells in host memory that no slot holds any more (llama-server's --cache-ram
+    prompt cache): a request that starts with these tokens gets them copied back into a slot."""
+
+    tokens: list[int]
+    state: object  # the engine's buffer (llama_state_seq_get_data)
+    nbytes: int
+    last_used: float
 
 
 @dataclass(eq=False)
@@ -157,6 +172,12 @@ class Scheduler:
         # A shared prefix shorter than this is not worth a copy or a wait.
         self.min_share = min_share
         self.cache_ram_bytes = 0
+        # Host-memory copies of prompts whose slot went on to other work, most recent last;
+        # with the slots' own copies they share cache_ram_bytes.
+        self.prompt_cache: list[CachedPrompt] = []
+        # Offloads were issued: their sizes, known once the engine ran them, are checked against
+        # cache_ram_bytes at the next step.
+        self._trim_due = False
         # Cells held once the last planned batch is decoded (the step's KV counter).
         self.cells_after_plan = 0
 
@@ -199,6 +220,9 @@ class Scheduler:
     # -- one step ---------------------------------------------------------------------------
     def schedule(self, now: float) -> SchedulerOutput:
         out = SchedulerOutput()
+        if self._trim_due:
+            self._trim_due = False
+            self._trim_host_memory(out.ops)
         if self.waiting:
             self._admit(out.ops, now)
         # This runs every step: one pass over the slots tells which of the checks below have
@@ -242,16 +266,34 @@ class Scheduler:
                 ops.append(Offload(s, list(s.cache)))
                 s.saved_tokens = list(s.cache)  # saved_state/bytes arrive from the engine
                 s.clear()
-        total = sum(s.saved_bytes for s in self.slots)
-        if total <= self.cache_ram_bytes:
+                self._trim_due = True
+        self._trim_host_memory(ops)
+
+    def _trim_host_memory(self, ops: list[Op]) -> None:
+        """Host-memory copies over cache_ram_bytes (or the count limit) go, least recently used first."""
+        total = sum(s.saved_bytes for s in self.slots) + sum(c.nbytes for c in self.prompt_cache)
+        if total <= self.cache_ram_bytes and len(self.prompt_cache) <= MAX_CACHED_PROMPTS:
             return
-        saved = sorted((s for s in self.slots if s.saved_tokens), key=lambda s: s.last_used)
-        for s in saved:
-            if total <= self.cache_ram_bytes:
+        held: list[tuple[float, Slot | CachedPrompt]] = [(s.last_used, s) for s in self.slots if s.saved_tokens]
+        held += [(c.last_used, c) for c in self.prompt_cache]
+        held.sort(key=lambda item: item[0])
+        for _, copy in held:
+            if total <= self.cache_ram_bytes and len(self.prompt_cache) <= MAX_CACHED_PROMPTS:
                 break
-            total -= s.saved_bytes
-            ops.append(DiscardSaved(s))
-            s.saved_tokens = []
+            if isinstance(copy, CachedPrompt):
+                total -= copy.nbytes
+                self.prompt_cache.remove(copy)
+            else:
+                total -= copy.saved_bytes
+                ops.append(DiscardSaved(copy))
+                copy.saved_tokens = []
+
+    def _keep_in_host_memory(self, slot: Slot) -> None:
+        """The slot takes other work: its host-memory copy joins the prompt cache instead of going."""
+        if slot.saved_tokens and slot.saved_state is not None:
+            self.prompt_cache.append(CachedPrompt(slot.saved_tokens, slot.saved_state, slot.saved_bytes,
+                                                  slot.last_used))
+        slot.drop_saved()
 
     # -- admission --------------------------------------------------------------------------
     def _admit(self, ops: list[Op], now: float) -> None:
@@ -300,6 +342,9 @@ class Scheduler:
                 ahead = min(common_prefix_len(t.job.prompt, prompt), cap)
                 if ahead > len(t.cache) and ahead >= self.min_share and ahead > best_len:
                     best, best_len = Admit(job, own_slot, ahead, fork_from=t), ahead
+        restore = self._pick_cached(job, idle, cap, best_len)
+        if restore is not None:
+            return restore
         if best.share_from is not None or best.fork_from is not None:
             # The prefix comes from elsewhere: take a slot whose own cache matters least (not
             # the source itself, whose cells are the point).
@@ -308,6 +353,25 @@ class Scheduler:
             if best.slot is best.share_from:
                 best = Admit(job, best.slot, best_len)  # its own cells: plain reuse
         return best
+
+    def _pick_cached(self, job: Job, idle: list[Slot], cap: int, best_len: int) -> Admit | None:
+        """A host-memory prompt that covers more of this prompt than any slot offers, restored
+        into an idle slot with no cells in the KV cache (the one whose own copy matters least)."""
+        if not self.prompt_cache:
+            return None
+        prompt = job.prompt
+        empty = [s for s in idle if not s.cache]
+        if not empty:
+            return None
+        found, found_len = None, max(best_len, self.min_share - 1)
+        for c in self.prompt_cache:
+            n = min(common_prefix_len(c.tokens, prompt), cap)
+            if n > found_len:
+                found, found_len = c, n
+        if found is None or found_len / max(1, len(prompt)) < self.similarity:
+            return None
+        slot = min(empty, key=lambda s: (len(s.saved_tokens) > 0, s.last_used))
+        return Admit(job, slot, found_len, restore_from=found)
 
     def _pick_own(self, idle: list[Slot], prompt: list[int]) -> tuple[Slot, int]:
         """The idle slot whose cached prefix fits best (llama-server's slot selection), else
@@ -336,20 +400,41 @@ class Scheduler:
                        if s.job is not None and s.state in (SlotState.PROMPT, SlotState.WAITING_PREFIX))
         kept = [s for s in (admit.slot, admit.share_from) if s is not None and s.cache and not s.busy]
         held = used_cells([s for s in self.slots if s.busy] + kept)
-        return held + reserved + (len(admit.job.prompt) - admit.n_keep) - self.budget.n_ctx
+        new_cells = len(admit.job.prompt) - admit.n_keep
+        # Kept cells copied back from host memory are new cells too (the whole copy, until the
+        # admission trims it to n_keep).
+        slot = admit.slot
+        if admit.restore_from is not None:
+            new_cells = max(len(admit.restore_from.tokens), len(admit.job.prompt))
+        elif admit.share_from is None and admit.fork_from is None and not slot.cache and admit.n_keep > 0:
+            new_cells = max(len(slot.saved_tokens), len(admit.job.prompt))
+        return held + reserved + new_cells - self.budget.n_ctx
 
     def _apply_admit(self, ops: list[Op], admit: Admit, now: float) -> None:
         slot, job = admit.slot, admit.job
         ops += self._resolve_dependents(slot, 0)
+        cached = admit.restore_from
+        if cached is not None:
+            # The slot's own copy (if any) joins the cache; the chosen one takes its place.
+            self._keep_in_host_memory(slot)
+            self.prompt_cache.remove(cached)
+            slot.saved_tokens, slot.saved_state, slot.saved_bytes = cached.tokens, cached.state, cached.nbytes
         if admit.share_from is None and admit.fork_from is None and slot.saved_tokens and not slot.cache:
+            if admit.n_keep < min(self.min_share, len(slot.saved_tokens)):
+                admit.n_keep = 0  # a token or two in common: not worth copying the prompt back
             if admit.n_keep > 0:
+                if admit.n_keep < len(slot.saved_tokens) and slot.saved_state is not None:
+                    # Only the start is reused: the copy stays for a prompt that wants the rest.
+                    self.prompt_cache.append(CachedPrompt(list(slot.saved_tokens), slot.saved_state,
+                                                          slot.saved_bytes, slot.last_used))
                 ops.append(Restore(slot, len(slot.saved_tokens)))
                 slot.clear()
                 slot.extend(slot.saved_tokens)
-            slot.saved_tokens = []
+                slot.saved_tokens = []
+            else:
+                self._keep_in_host_memory(slot)
         elif slot.saved_tokens:
-            ops.append(DiscardSaved(slot))
-            slot.saved_tokens = []
+            self._keep_in_host_memory(slot)
         slot.job = job
         slot.last_used = now
         job.n_generated = 0
@@ -568,4 +653,5 @@ class Scheduler:
             "waiting": len(self.waiting),
             "kv_used": used_cells(self.slots),
             "kv_size": self.budget.n_ctx,
+            "cached_prompts": len(self.prompt_cache),
         }

@@ -102,3 +102,31 @@ def test_a_pruned_window_is_not_shared_and_the_answer_stays_right(gguf_path, mak
     assert late.text == want[1]
     assert late.end.usage.cached_tokens == 0  # not shared: the window was pruned
     assert running.wait().text == want[0]
+
+
+@pytest.mark.parametrize("model", ["spm-random-sharp", "swa-random-sharp"])
+def test_more_conversations_than_slots_come_back_from_host_memory(model, gguf_path, make_engine):
+    # Four conversations through two slots: by the time the first one goes on, both slots have
+    # served others since. Its prompt comes back from the host-memory prompt cache (as with
+    # llama-server's --cache-ram), and the answer is what a fresh engine gives.
+    path = gguf_path(model)
+    starts = ["alpha beta gamma ", "one two three ", "red green blue ", "north south east "]
+    convs = [start + SYSTEM for start in starts]
+    follow_up = convs[0] + "and then the fox"
+    want = _reference(make_engine, path, [follow_up], 10)
+    engine = make_engine(path, n_slots=2, n_ctx=1024, cache_ram_mib=64, **EXACT)
+    for conv in convs:
+        submit(engine, conv, greedy(4, ignore_eos=True)).wait()
+    got = submit(engine, follow_up, greedy(10, ignore_eos=True)).wait()
+    assert got.text == want[0]
+    assert engine._engine.scheduler.stats()["cached_prompts"] >= 2
+    if model.startswith("spm"):
+        assert got.end.usage.cached_tokens >= got.end.usage.prompt_tokens - 12
+    # A sliding-window copy cut short of its end (the follow-up leaves out the generated
+    # tokens) is refused by the runtime's KV checks; the prompt is then prefilled, same answer.
+    # Without a host-memory budget nothing is kept beyond the slots: the prompt is prefilled.
+    bare = make_engine(path, n_slots=2, n_ctx=1024, cache_ram_mib=0, **EXACT)
+    for conv in convs:
+        submit(bare, conv, greedy(4, ignore_eos=True)).wait()
+    again = submit(bare, follow_up, greedy(10, ignore_eos=True)).wait()
+    assert again.text == want[0] and again.end.usage.cached_tokens <= 2

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from compat.params import GenerationParams
 from server.engine.scheduler import (
-    Admit, DropCache, EndWaiting, Fork, KvBudget, Offload, Preempt, Restore, Scheduler,
+    Admit, DiscardSaved, DropCache, EndWaiting, Fork, KvBudget, Offload, Preempt, Restore, Scheduler,
 )
 from server.engine.slot import Job, Slot, SlotState, used_cells
 
@@ -68,14 +68,27 @@ def test_a_barely_similar_prompt_takes_an_empty_slot_not_a_long_cache():
 def test_a_host_memory_copy_is_restored_for_reuse():
     sch = scheduler(n_slots=2)
     s = sch.slots[0]
-    s.saved_tokens = [1, 2, 3, 4]
-    sch.add(job([1, 2, 3, 9]))
+    s.saved_tokens, s.saved_state = list(range(40)), "state"
+    sch.add(job(list(range(30)) + [99]))
     out = sch.schedule(1.0)
     (restore,) = ops_of(out, Restore)
     (admit,) = ops_of(out, Admit)
-    assert restore.slot is s and restore.n_tokens == 4
+    assert restore.slot is s and restore.n_tokens == 40
     assert out.ops.index(restore) < out.ops.index(admit)
-    assert admit.slot is s and admit.n_keep == 3 and s.cache == [1, 2, 3]
+    assert admit.slot is s and admit.n_keep == 30 and s.cache == list(range(30))
+    # Only its start was reused: the whole copy stays in host memory for a prompt that wants more.
+    assert [(p.tokens, p.state) for p in sch.prompt_cache] == [(list(range(40)), "state")]
+
+
+def test_a_copy_sharing_a_token_or_two_is_not_copied_back():
+    sch = scheduler(n_slots=1)
+    s = sch.slots[0]
+    s.saved_tokens, s.saved_state = list(range(40)), "state"
+    sch.add(job([0, 1, 70, 71, 72]))
+    out = sch.schedule(1.0)
+    assert not ops_of(out, Restore)
+    assert ops_of(out, Admit)[0].n_keep == 0 and s.cache == []
+    assert [p.state for p in sch.prompt_cache] == ["state"]  # kept for a prompt it fits
 
 
 def test_max_tokens_zero_ends_without_a_slot():
@@ -303,3 +316,52 @@ def test_shared_cells_are_counted_once_and_freed_when_the_last_holder_goes():
     assert used_cells([a, b]) == 8  # b still holds the 6 shared cells and its own 2
     b.clear()
     assert used_cells([a, b]) == 0
+
+
+def _saved(slot: Slot, tokens, state, last_used: float) -> Slot:
+    """A slot whose cells went to host memory (what the engine leaves after an Offload)."""
+    slot.saved_tokens, slot.saved_state, slot.saved_bytes, slot.last_used = list(tokens), state, 100, last_used
+    return slot
+
+
+def test_a_prompt_whose_slot_took_other_work_is_kept_and_restored_from_host_memory():
+    sch = scheduler(n_slots=2)
+    sch.cache_ram_bytes = 1 << 20
+    a, c = _saved(sch.slots[0], range(50), "state-A", 1.0), _saved(sch.slots[1], range(500, 550), "state-C", 2.0)
+    sch.add(job(range(900, 950), rid=1))  # like neither: takes the least recently used slot, A's
+    out = sch.schedule(3.0)
+    assert ops_of(out, Admit)[0].slot is a and not ops_of(out, DiscardSaved)
+    assert [(p.tokens, p.state) for p in sch.prompt_cache] == [(list(range(50)), "state-A")]
+    # A prompt that starts like A: A's copy goes back into the free slot, whose own copy (C)
+    # takes A's place in the cache.
+    sch.add(job(list(range(50)) + [7, 8], rid=2))
+    out = sch.schedule(4.0)
+    (restore,) = ops_of(out, Restore)
+    (admit,) = [op for op in ops_of(out, Admit) if op.job.rid == 2]
+    assert restore.slot is c and restore.n_tokens == 50 and out.ops.index(restore) < out.ops.index(admit)
+    assert c.saved_state == "state-A" and admit.n_keep == 50 and c.cache == list(range(50))
+    assert [(p.tokens, p.state) for p in sch.prompt_cache] == [(list(range(500, 550)), "state-C")]
+    assert sch.stats()["cached_prompts"] == 1
+
+
+def test_host_memory_copies_beyond_cache_ram_go_least_recently_used_first():
+    sch = scheduler(n_slots=3)
+    sch.cache_ram_bytes = 250  # room for two copies of 100 bytes
+    _saved(sch.slots[0], range(50), "state-A", 1.0)
+    _saved(sch.slots[1], range(500, 550), "state-C", 2.0)
+    sch.add(job(range(900, 950), rid=1))  # takes the empty slot 2
+    decode(sch, sch.schedule(3.0))
+    sch.add(job(range(700, 750), rid=2))  # A's slot: A joins the cache
+    decode(sch, sch.schedule(4.0))
+    assert [p.state for p in sch.prompt_cache] == ["state-A"]
+    # Request 1 ends; its prompt goes to host memory while request 2 runs.
+    first = sch.slots[2]
+    sch.release(first)
+    out = sch.schedule(5.0)
+    (offload,) = ops_of(out, Offload)
+    assert offload.slot is first
+    first.saved_state, first.saved_bytes = "state-B", 100  # what the engine sets
+    # Three copies (A in the cache, C and B in their slots), room for two: the oldest, A, goes.
+    sch.schedule(6.0)
+    assert sch.prompt_cache == []
+    assert [s.saved_state for s in sch.slots if s.saved_tokens] == ["state-C", "state-B"]
