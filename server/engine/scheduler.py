@@ -366,7 +366,7 @@ class Scheduler:
         found, found_len = None, max(best_len, self.min_share - 1)
         for c in self.prompt_cache:
             n = min(common_prefix_len(c.tokens, prompt), cap)
-            if n > found_len:
+            if n > found_len and not (self.swa and n < len(c.tokens)):  # see _apply_admit
                 found, found_len = c, n
         if found is None or found_len / max(1, len(prompt)) < self.similarity:
             return None
@@ -422,6 +422,10 @@ class Scheduler:
         if admit.share_from is None and admit.fork_from is None and slot.saved_tokens and not slot.cache:
             if admit.n_keep < min(self.min_share, len(slot.saved_tokens)):
                 admit.n_keep = 0  # a token or two in common: not worth copying the prompt back
+            elif self.swa and admit.n_keep < len(slot.saved_tokens):
+                # A sliding-window model's saved state holds only the last window of its cells
+                # (llama.cpp writes no more), so it continues at its end and nowhere before.
+                admit.n_keep = 0
             if admit.n_keep > 0:
                 if admit.n_keep < len(slot.saved_tokens) and slot.saved_state is not None:
                     # Only the start is reused: the copy stays for a prompt that wants the rest.

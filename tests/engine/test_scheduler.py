@@ -365,3 +365,19 @@ def test_host_memory_copies_beyond_cache_ram_go_least_recently_used_first():
     sch.schedule(6.0)
     assert sch.prompt_cache == []
     assert [s.saved_state for s in sch.slots if s.saved_tokens] == ["state-C", "state-B"]
+
+
+def test_a_sliding_window_copy_is_restored_whole_or_not_at_all():
+    # llama.cpp saves a sliding-window sequence's last window only: it continues at its end.
+    sch = scheduler(n_slots=1, swa=True)
+    s = sch.slots[0]
+    s.saved_tokens, s.saved_state = list(range(40)), "state"
+    sch.add(job(list(range(30)) + [99]))  # would need the copy cut to 30
+    out = sch.schedule(1.0)
+    assert not ops_of(out, Restore) and ops_of(out, Admit)[0].n_keep == 0
+    assert [p.state for p in sch.prompt_cache] == ["state"]
+    sch.release(s, keep_cache=False)
+    sch.add(job(list(range(40)) + [5, 6], rid=2))  # continues the whole copy
+    out = sch.schedule(2.0)
+    (restore,) = ops_of(out, Restore)
+    assert restore.slot is s and ops_of(out, Admit)[0].n_keep == 40
