@@ -53,8 +53,9 @@ def create_app(manager: Any, settings: Any) -> FastAPI:
     app.state.metrics = manager.metrics
 
     install_error_handlers(app)
-    app.include_router(health.router)
+    # The router tries routes in order, each a few Python calls: the generation routes first.
     app.include_router(openai.router)
+    app.include_router(health.router)
     app.include_router(operations.router)
     if not getattr(settings, "disable_metrics_endpoint", False):
         app.include_router(operations.metrics_router)
