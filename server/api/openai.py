@@ -498,6 +498,7 @@ async def detokenize(request: Request) -> Response:
 # Matched first (each request tries routes in order): the two generation routes, /v1 and bare.
 _FIRST = ("/v1/chat/completions", "/v1/completions", "/chat/completions", "/completions")
 
+
 def _match_order(route: Any) -> int:
     path = getattr(route, "path", None)
     return _FIRST.index(path) if path in _FIRST else len(_FIRST)

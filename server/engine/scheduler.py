@@ -227,6 +227,18 @@ class Scheduler:
             self._admit(out.ops, now)
         # This runs every step: one pass over the slots tells which of the checks below have
         # anything to do, and what the room check needs when nothing changed before it.
+        n_gen, prompt_need, idle_cache, forks = self._census()
+        if forks:
+            self._forks(out.ops)
+        if idle_cache:
+            self._offload_idle(out.ops)
+        census = None if (out.ops or forks) else (n_gen, prompt_need)
+        out.batch = self.plan(self._make_room(out.ops, census))
+        return out
+
+    def _census(self) -> tuple[int, int, bool, bool]:
+        """Generating slots, prompt tokens still to decode, whether an idle slot holds KV cells,
+        whether a slot waits for a prefix to fork: one pass over the slots."""
         forks = idle_cache = False
         n_gen = prompt_need = 0
         for s in self.slots:
@@ -241,13 +253,7 @@ class Scheduler:
                     prompt_need += s.job.remaining_prompt()
             else:
                 forks = True
-        if forks:
-            self._forks(out.ops)
-        if idle_cache:
-            self._offload_idle(out.ops)
-        census = None if (out.ops or forks) else (n_gen, prompt_need)
-        out.batch = self.plan(self._make_room(out.ops, census))
-        return out
+        return n_gen, prompt_need, idle_cache, forks
 
     def _offload_idle(self, ops: list[Op]) -> None:
         """Unified cache: move idle slots' cached prompts to host memory while others run.
@@ -267,7 +273,6 @@ class Scheduler:
                 s.saved_tokens = list(s.cache)  # saved_state/bytes arrive from the engine
                 s.clear()
                 self._trim_due = True
-        self._trim_host_memory(ops)
 
     def _trim_host_memory(self, ops: list[Op]) -> None:
         """Host-memory copies over cache_ram_bytes (or the count limit) go, least recently used first."""
@@ -288,12 +293,35 @@ class Scheduler:
                 ops.append(DiscardSaved(copy))
                 copy.saved_tokens = []
 
+    def _cache_copy(self, slot: Slot) -> None:
+        """The slot's host-memory copy joins the prompt cache (checked against the budget next step)."""
+        if slot.saved_tokens and slot.saved_state is not None:
+            self.prompt_cache.append(CachedPrompt(list(slot.saved_tokens), slot.saved_state, slot.saved_bytes,
+                                                  slot.last_used))
+            self._trim_due = True
+
     def _keep_in_host_memory(self, slot: Slot) -> None:
         """The slot takes other work: its host-memory copy joins the prompt cache instead of going."""
-        if slot.saved_tokens and slot.saved_state is not None:
-            self.prompt_cache.append(CachedPrompt(slot.saved_tokens, slot.saved_state, slot.saved_bytes,
-                                                  slot.last_used))
+        self._cache_copy(slot)
         slot.drop_saved()
+
+    def _worth_restoring(self, n_keep: int, n_saved: int) -> bool:
+        """Whether copying a host-memory prompt of n_saved tokens back pays for keeping n_keep:
+        not for a token or two in common, and for a sliding-window model only whole (llama.cpp
+        saves the last window of such a sequence's cells, so it continues at its end only)."""
+        return n_keep >= min(self.min_share, n_saved) and not (self.swa and n_keep < n_saved)
+
+    @staticmethod
+    def _host_copy(admit: Admit) -> list[int] | None:
+        """The host-memory tokens this admission copies back into its slot: a cached prompt's,
+        or the slot's own offloaded ones (None: its cells are in the KV cache or come from
+        another slot)."""
+        if admit.restore_from is not None:
+            return admit.restore_from.tokens
+        slot = admit.slot
+        if admit.share_from is None and admit.fork_from is None and slot.saved_tokens and not slot.cache:
+            return slot.saved_tokens
+        return None
 
     # -- admission --------------------------------------------------------------------------
     def _admit(self, ops: list[Op], now: float) -> None:
@@ -306,6 +334,9 @@ class Scheduler:
             pick = self._pick(job)
             if pick is None:
                 return
+            copy = self._host_copy(pick)
+            if copy is not None and not self._worth_restoring(pick.n_keep, len(copy)):
+                pick.n_keep = 0
             admit = pick
             missing = self._admission_shortfall(admit)
             if missing > 0:
@@ -366,7 +397,7 @@ class Scheduler:
         found, found_len = None, max(best_len, self.min_share - 1)
         for c in self.prompt_cache:
             n = min(common_prefix_len(c.tokens, prompt), cap)
-            if n > found_len and not (self.swa and n < len(c.tokens)):  # see _apply_admit
+            if n > found_len and self._worth_restoring(n, len(c.tokens)):
                 found, found_len = c, n
         if found is None or found_len / max(1, len(prompt)) < self.similarity:
             return None
@@ -401,36 +432,27 @@ class Scheduler:
         kept = [s for s in (admit.slot, admit.share_from) if s is not None and s.cache and not s.busy]
         held = used_cells([s for s in self.slots if s.busy] + kept)
         new_cells = len(admit.job.prompt) - admit.n_keep
-        # Kept cells copied back from host memory are new cells too (the whole copy, until the
-        # admission trims it to n_keep).
-        slot = admit.slot
-        if admit.restore_from is not None:
-            new_cells = max(len(admit.restore_from.tokens), len(admit.job.prompt))
-        elif admit.share_from is None and admit.fork_from is None and not slot.cache and admit.n_keep > 0:
-            new_cells = max(len(slot.saved_tokens), len(admit.job.prompt))
+        copy = self._host_copy(admit)
+        if copy is not None and admit.n_keep > 0:
+            # Kept cells copied back from host memory are new cells too (the whole copy, until
+            # the admission trims it to n_keep).
+            new_cells = max(len(copy), len(admit.job.prompt))
         return held + reserved + new_cells - self.budget.n_ctx
 
     def _apply_admit(self, ops: list[Op], admit: Admit, now: float) -> None:
         slot, job = admit.slot, admit.job
         ops += self._resolve_dependents(slot, 0)
+        restoring = self._host_copy(admit) is not None
         cached = admit.restore_from
         if cached is not None:
             # The slot's own copy (if any) joins the cache; the chosen one takes its place.
             self._keep_in_host_memory(slot)
             self.prompt_cache.remove(cached)
             slot.saved_tokens, slot.saved_state, slot.saved_bytes = cached.tokens, cached.state, cached.nbytes
-        if admit.share_from is None and admit.fork_from is None and slot.saved_tokens and not slot.cache:
-            if admit.n_keep < min(self.min_share, len(slot.saved_tokens)):
-                admit.n_keep = 0  # a token or two in common: not worth copying the prompt back
-            elif self.swa and admit.n_keep < len(slot.saved_tokens):
-                # A sliding-window model's saved state holds only the last window of its cells
-                # (llama.cpp writes no more), so it continues at its end and nowhere before.
-                admit.n_keep = 0
+        if restoring:
             if admit.n_keep > 0:
-                if admit.n_keep < len(slot.saved_tokens) and slot.saved_state is not None:
-                    # Only the start is reused: the copy stays for a prompt that wants the rest.
-                    self.prompt_cache.append(CachedPrompt(list(slot.saved_tokens), slot.saved_state,
-                                                          slot.saved_bytes, slot.last_used))
+                if admit.n_keep < len(slot.saved_tokens):
+                    self._cache_copy(slot)  # only its start is reused: kept for a prompt that wants the rest
                 ops.append(Restore(slot, len(slot.saved_tokens)))
                 slot.clear()
                 slot.extend(slot.saved_tokens)
@@ -551,12 +573,7 @@ class Scheduler:
         them already. Returns the cells in use when it changed nothing (the plan needs them)."""
         if not self.budget.unified:
             return None
-        if census is None:
-            n_gen = sum(1 for s in self.slots if s.state is SlotState.GENERATING)
-            prompt_need = sum(s.job.remaining_prompt() for s in self.slots
-                              if s.state is SlotState.PROMPT and s.job is not None)
-        else:
-            n_gen, prompt_need = census
+        n_gen, prompt_need = census if census is not None else self._census()[:2]
         want = n_gen + min(prompt_need, max(0, self.n_batch - n_gen))
         used = used_cells(self.slots)
         free = self.budget.n_ctx - used
